@@ -1,0 +1,31 @@
+# The synthetic PRW-format set that `make data` writes (tools/misc/make_synthetic_dataset.py):
+# native PRW files, small frames, for CPU runs and tests.
+_base_ = './prw.py'
+
+data_root = 'data/synthetic/prw/'
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadPersonSearchAnnotations', with_bbox=True),
+    dict(
+        type='RandomChoiceResize',
+        scales=[(400, 240), (533, 320), (667, 400)],
+        keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackPersonSearchInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(533, 320), keep_ratio=True),
+    dict(type='LoadPersonSearchAnnotations', with_bbox=True),
+    dict(type='PackPersonSearchInputs'),
+]
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+test_dataloader = dict(
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+val_dataloader = test_dataloader
