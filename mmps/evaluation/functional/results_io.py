@@ -1,0 +1,170 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+"""Search results on disk: one ``.npz`` file, gallery keyed by image name.
+
+Fields::
+
+    gallery_img_names  (G, ) str      gallery image names
+    gallery_det_img    (M, ) int      index into gallery_img_names
+    gallery_dets       (M, 5) float   x1, y1, x2, y2, score (original pixels)
+    gallery_feats      (M, D) float   detection features
+    query_feats        (Q, D) float   query features, dataset query order
+
+Gallery images without detections may be left out of ``gallery_img_names``.
+"""
+import os.path as osp
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .person_search import PersonSearchProtocol
+
+#: Fields of a search results file, in order.
+SEARCH_RESULT_FIELDS = ('gallery_img_names', 'gallery_det_img',
+                        'gallery_dets', 'gallery_feats', 'query_feats')
+
+
+class SearchResultsError(ValueError):
+    """A search results file is missing, malformed, or does not fit the
+    dataset it is evaluated on."""
+
+
+def save_search_results(path: str, gallery_img_names: Sequence[str],
+                        gallery_det_img: np.ndarray,
+                        gallery_dets: np.ndarray, gallery_feats: np.ndarray,
+                        query_feats: np.ndarray) -> None:
+    """Write search results to ``path`` (``.npz``, uncompressed).
+
+    Args:
+        path (str): Output file; ``.npz`` is appended by numpy if missing.
+        gallery_img_names (Sequence[str]): (G, ) gallery image names.
+        gallery_det_img (np.ndarray): (M, ) index into the names.
+        gallery_dets (np.ndarray): (M, 5) x1, y1, x2, y2, score.
+        gallery_feats (np.ndarray): (M, D) detection features.
+        query_feats (np.ndarray): (Q, D) query features.
+    """
+    arrays = dict(
+        gallery_img_names=np.asarray(list(gallery_img_names), dtype=str),
+        gallery_det_img=np.asarray(gallery_det_img, np.int64),
+        gallery_dets=np.asarray(gallery_dets),
+        gallery_feats=np.asarray(gallery_feats),
+        query_feats=np.asarray(query_feats))
+    _validate(arrays, path)
+    np.savez(path, **arrays)
+
+
+def load_search_results(path: str) -> Dict[str, np.ndarray]:
+    """Read and check a search results file.
+
+    Args:
+        path (str): The ``.npz`` file.
+
+    Returns:
+        dict[str, np.ndarray]: The fields of :data:`SEARCH_RESULT_FIELDS`.
+
+    Raises:
+        SearchResultsError: The file is missing or unreadable, a field is
+            missing, or a field has the wrong shape, type or values.
+    """
+    if not osp.isfile(path):
+        raise SearchResultsError(f'{path}: results file not found')
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in SEARCH_RESULT_FIELDS if k not in npz.files]
+            if missing:
+                raise SearchResultsError(
+                    f'{path}: missing field(s) {missing} (has {npz.files})')
+            arrays = {k: npz[k] for k in SEARCH_RESULT_FIELDS}
+    except SearchResultsError:
+        raise
+    except Exception as e:
+        raise SearchResultsError(f'{path}: not a readable .npz file ({e})')
+    _validate(arrays, path)
+    return arrays
+
+
+def _validate(a: Dict[str, np.ndarray], path: str) -> None:
+
+    def fail(field, msg):
+        raise SearchResultsError(f'{path}: {field} {msg}')
+
+    names = a['gallery_img_names']
+    if names.ndim != 1 or (names.size and names.dtype.kind != 'U'):
+        fail('gallery_img_names', f'must be a 1-d array of str, got shape '
+             f'{names.shape} ({names.dtype})')
+    if len(set(names.tolist())) != len(names):
+        fail('gallery_img_names', 'repeats a name')
+    det_img = a['gallery_det_img']
+    if det_img.ndim != 1 or (det_img.size and det_img.dtype.kind not in 'iu'):
+        fail('gallery_det_img', f'must be a 1-d int array, got shape '
+             f'{det_img.shape} ({det_img.dtype})')
+    M = len(det_img)
+    if M and (det_img.min() < 0 or det_img.max() >= len(names)):
+        fail('gallery_det_img', f'must index gallery_img_names (0 .. '
+             f'{len(names) - 1}), got values in [{det_img.min()}, '
+             f'{det_img.max()}]')
+    dets = a['gallery_dets']
+    if dets.shape != (M, 5) or (dets.size and dets.dtype.kind != 'f'):
+        fail('gallery_dets', f'must be ({M}, 5) float [x1, y1, x2, y2, '
+             f'score] (one row per gallery_det_img entry), got shape '
+             f'{dets.shape} ({dets.dtype})')
+    feats = a['gallery_feats']
+    if feats.ndim != 2 or len(feats) != M or (feats.size
+                                              and feats.dtype.kind != 'f'):
+        fail('gallery_feats', f'must be ({M}, D) float (one row per '
+             f'detection), got shape {feats.shape} ({feats.dtype})')
+    qf = a['query_feats']
+    if qf.ndim != 2 or (qf.size and qf.dtype.kind != 'f'):
+        fail('query_feats', f'must be (Q, D) float, got shape {qf.shape} '
+             f'({qf.dtype})')
+    if M and len(qf) and qf.shape[1] != feats.shape[1]:
+        fail('query_feats', f'has {qf.shape[1]} dims but gallery_feats '
+             f'{feats.shape[1]}')
+
+
+def align_search_results(results: Dict[str, np.ndarray],
+                         protocol: PersonSearchProtocol,
+                         source: Optional[str] = None
+                         ) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
+                                    np.ndarray]:
+    """Map a results file onto a protocol's gallery images.
+
+    Args:
+        results (dict): As returned by :func:`load_search_results`.
+        protocol (PersonSearchProtocol): The test split evaluated.
+        source (str, optional): Name of the results (for the errors).
+
+    Returns:
+        tuple: ``det_img`` (M, ) protocol gallery indices, ``dets`` (M, 5),
+        ``det_feats`` (M, D), ``query_feats`` (Q, D): the arguments of
+        :func:`eval_search`.
+
+    Raises:
+        SearchResultsError: A gallery image name is not a gallery image of the
+            protocol, or the number of queries differs.
+    """
+    where = source or 'search results'
+    index = {n: i for i, n in enumerate(protocol.img_names.tolist())}
+    names = results['gallery_img_names'].tolist()
+    unknown = [n for n in names if n not in index]
+    if unknown:
+        raise SearchResultsError(
+            f'{where}: gallery_img_names has {len(unknown)} name(s) that are '
+            f'not gallery images of the dataset, e.g. {unknown[:3]}')
+    qf = results['query_feats']
+    if len(qf) != protocol.num_queries:
+        raise SearchResultsError(
+            f'{where}: query_feats has {len(qf)} rows but the dataset has '
+            f'{protocol.num_queries} queries')
+    to_protocol = np.array([index[n] for n in names], np.int64)
+    feats = results['gallery_feats']
+    if len(feats) == 0:
+        feats = feats.reshape(0, qf.shape[1] if qf.ndim == 2 else 0)
+    return (to_protocol[results['gallery_det_img'].astype(np.int64)],
+            results['gallery_dets'].reshape(-1, 5),
+            feats, qf)
+
+
+__all__ = [
+    'SEARCH_RESULT_FIELDS', 'SearchResultsError', 'save_search_results',
+    'load_search_results', 'align_search_results'
+]

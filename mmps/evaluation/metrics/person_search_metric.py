@@ -1,0 +1,209 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MMLogger
+from mmengine.structures import BaseDataElement
+
+from mmps.registry import METRICS
+from ..functional import PersonSearchProtocol, evaluate_person_search
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    """Tensor / mmdet boxes / array-like -> numpy."""
+    if hasattr(x, 'tensor'):  # mmdet BaseBoxes
+        x = x.tensor
+    if hasattr(x, 'detach'):
+        x = x.detach().float().cpu().numpy() \
+            if x.is_floating_point() else x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+@METRICS.register_module()
+class PersonSearchMetric(BaseMetric):
+    """Person search mAP / top-k and detection recall / AP.
+
+    The field's protocol (see :mod:`mmps.evaluation.functional`): CUHK-SYSU
+    galleries from the query's ``gallery_img_ids`` (``TestG<S>``), otherwise
+    every gallery image but the query's own (PRW, CUHK-SYSU full set).
+
+    The test split is one pass over gallery and query samples (see
+    :class:`mmps.datasets.BasePersonSearchDataset`). Each data sample holds
+    the metainfo ``img_id``, ``img_name``, ``cam_id``, ``is_query`` and, for
+    queries, ``query_id``, ``query_img_index``, ``gallery_img_ids``;
+    ``gt_instances`` with ``bboxes`` (original pixels) and ``person_ids``;
+    ``pred_instances`` with ``bboxes`` (original pixels), ``scores`` and
+    ``feats`` (n, D) for gallery images and ``feats`` (1, D) (the query box's
+    feature) for queries. Detections scoring below ``det_thresh`` are dropped
+    in :meth:`process`. The result does not depend on the order the samples
+    arrive in.
+
+    Args:
+        det_thresh (float): Minimum detection score. Defaults to 0.5.
+        cross_camera (bool | str): Search over other cameras only (True), all
+            (False), or report both (``'both'``, for PRW: the cross-camera
+            figures get the suffix ``_cross_cam``). Defaults to False.
+        topk (Sequence[int]): Ranks of the top-k accuracies.
+            Defaults to (1, 5, 10).
+        collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
+        prefix (str, optional): Prefix of the metric names. Defaults to None
+            (``mAP``, ``top-1`` ...).
+    """
+
+    default_prefix: Optional[str] = None
+
+    def __init__(self,
+                 det_thresh: float = 0.5,
+                 cross_camera: Union[bool, str] = False,
+                 topk: Sequence[int] = (1, 5, 10),
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if cross_camera not in (True, False, 'both'):
+            raise ValueError("cross_camera must be True, False or 'both', "
+                             f'got {cross_camera!r}')
+        self.det_thresh = det_thresh
+        self.cross_camera = cross_camera
+        self.topk = tuple(int(k) for k in topk)
+
+    def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
+        """Keep a compact numpy record of every sample.
+
+        Args:
+            data_batch (Any): Unused.
+            data_samples (Sequence[dict]): Model outputs
+                (``DetDataSample.to_dict()``).
+        """
+        for sample in data_samples:
+            if isinstance(sample, BaseDataElement):
+                sample = sample.to_dict()
+            gt = sample.get('gt_instances', {})
+            pred = sample['pred_instances']
+            gt_pids = _to_numpy(gt.get('person_ids', np.zeros(0))).astype(
+                np.int64).reshape(-1)
+            gt_boxes = _to_numpy(gt.get('bboxes', np.zeros((0, 4)))).astype(
+                np.float64).reshape(-1, 4)
+            feats = _to_numpy(pred['feats']).astype(np.float32)
+            if sample.get('is_query', False):
+                if len(gt_pids) < 1:
+                    raise ValueError(
+                        f'PersonSearchMetric: query {sample.get("query_id")} '
+                        'has no gt_instances.person_ids')
+                ids = sample.get('gallery_img_ids')
+                self.results.append(
+                    dict(
+                        is_query=True,
+                        query_id=int(sample['query_id']),
+                        img_id=int(sample.get('img_id', -1)),
+                        img_name=sample.get('img_name', ''),
+                        cam_id=int(sample.get('cam_id', 0)),
+                        query_img_index=int(
+                            sample.get('query_img_index', -1)),
+                        gallery_img_ids=None if ids is None else
+                        _to_numpy(ids).astype(np.int64),
+                        bbox=gt_boxes[0] if len(gt_boxes) else np.zeros(4),
+                        person_id=int(gt_pids[0]),
+                        feat=feats.reshape(-1)))
+            else:
+                scores = _to_numpy(pred['scores']).astype(
+                    np.float32).reshape(-1)
+                if len(scores) or feats.ndim != 2:
+                    feats = feats.reshape(len(scores), -1)
+                keep = scores >= self.det_thresh
+                boxes = _to_numpy(pred['bboxes']).astype(np.float32)
+                self.results.append(
+                    dict(
+                        is_query=False,
+                        img_id=int(sample['img_id']),
+                        img_name=sample.get('img_name',
+                                            str(sample['img_id'])),
+                        cam_id=int(sample.get('cam_id', 0)),
+                        gt_boxes=gt_boxes,
+                        gt_pids=gt_pids,
+                        dets=np.concatenate(
+                            [boxes.reshape(-1, 4)[keep], scores[keep, None]],
+                            axis=1),
+                        feats=feats[keep]))
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        """Rebuild the protocol from the samples and evaluate.
+
+        Args:
+            results (list[dict]): The records of :meth:`process` from all
+                ranks.
+
+        Returns:
+            dict[str, float]: ``mAP``, ``top-<k>``, ``det_recall``,
+            ``det_ap``, ``det_recall_labeled``, ``det_ap_labeled``.
+        """
+        logger = MMLogger.get_current_instance()
+        gallery = {r['img_id']: r for r in results if not r['is_query']}
+        queries = {r['query_id']: r for r in results if r['is_query']}
+        gallery = [gallery[k] for k in sorted(gallery)]
+        queries = [queries[k] for k in sorted(queries)]
+        infos = [
+            dict(
+                img_id=g['img_id'],
+                img_name=g['img_name'],
+                cam_id=g['cam_id'],
+                is_query=False,
+                instances=[
+                    dict(bbox=b, person_id=int(p))
+                    for b, p in zip(g['gt_boxes'], g['gt_pids'])
+                ]) for g in gallery
+        ]
+        infos += [
+            dict(
+                img_id=q['img_id'],
+                img_name=q['img_name'],
+                cam_id=q['cam_id'],
+                is_query=True,
+                query_id=q['query_id'],
+                query_img_index=q['query_img_index'],
+                gallery_img_ids=q['gallery_img_ids'],
+                instances=[dict(bbox=q['bbox'], person_id=q['person_id'])])
+            for q in queries
+        ]
+        protocol = PersonSearchProtocol.from_data_infos(infos)
+        dim = queries[0]['feat'].shape[0] if queries else (
+            gallery[0]['feats'].shape[1] if gallery else 0)
+        num = [len(g['dets']) for g in gallery]
+        det_img = np.repeat(np.arange(len(gallery)), num)
+        dets = np.concatenate([g['dets'] for g in gallery]) if gallery \
+            else np.zeros((0, 5), np.float32)
+        det_feats = np.concatenate([g['feats'] for g in gallery]) \
+            if gallery else np.zeros((0, dim), np.float32)
+        query_feats = np.stack([q['feat'] for q in queries]) if queries \
+            else np.zeros((0, det_feats.shape[1]), np.float32)
+        metrics = evaluate_person_search(
+            protocol,
+            det_img,
+            dets,
+            det_feats,
+            query_feats,
+            det_thresh=self.det_thresh,
+            cross_camera=self.cross_camera,
+            topk=self.topk)
+        logger.info(
+            format_person_search_table(metrics, len(gallery), len(queries)))
+        return metrics
+
+
+def format_person_search_table(metrics: Dict[str, float], num_gallery: int,
+                               num_queries: int) -> str:
+    """The metrics as a text table (percentages).
+
+    Args:
+        metrics (dict[str, float]): Output of ``evaluate_person_search``.
+        num_gallery (int): Number of gallery images evaluated.
+        num_queries (int): Number of queries evaluated.
+
+    Returns:
+        str: The table, with a title line.
+    """
+    from terminaltables import AsciiTable
+    rows = [list(metrics), [f'{100 * v:.2f}' for v in metrics.values()]]
+    table = AsciiTable(rows).table
+    return (f'Person search ({num_gallery} gallery images, {num_queries} '
+            f'queries, %):\n{table}')

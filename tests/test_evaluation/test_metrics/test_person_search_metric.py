@@ -1,0 +1,131 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+"""PersonSearchMetric equals the functional evaluation, in any sample order."""
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.structures import InstanceData
+
+from mmps.evaluation import PersonSearchMetric
+from mmps.evaluation.functional import (PersonSearchProtocol,
+                                        evaluate_person_search)
+from mmps.registry import METRICS
+
+sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'test_functional'))
+from test_person_search import flat_dets, make_infos, random_case  # noqa
+
+
+def to_samples(images, queries, dets, feats, qfeats):
+    """Model outputs as ``DetDataSample.to_dict()`` gives them."""
+    infos = make_infos(images, queries)
+    samples = []
+    for info in infos:
+        inst = info['instances']
+        gt = dict(
+            bboxes=torch.tensor([i['bbox'] for i in inst],
+                                dtype=torch.float32).reshape(-1, 4),
+            person_ids=torch.tensor([i['person_id'] for i in inst],
+                                    dtype=torch.long),
+            labels=torch.zeros(len(inst), dtype=torch.long))
+        s = {k: v for k, v in info.items() if k != 'instances'}
+        s['gt_instances'] = gt
+        if info['is_query']:
+            s['pred_instances'] = dict(
+                feats=torch.from_numpy(qfeats[info['query_id']][None]))
+        else:
+            g = info['img_id']
+            d = torch.tensor(dets[g], dtype=torch.float32).reshape(-1, 5)
+            s['pred_instances'] = dict(
+                bboxes=d[:, :4], scores=d[:, 4],
+                feats=torch.tensor(np.asarray(feats[g]),
+                                   dtype=torch.float32).reshape(
+                                       len(d), qfeats.shape[1]),
+                labels=torch.zeros(len(d), dtype=torch.long))
+        samples.append(s)
+    return samples
+
+
+def functional(case, **kw):
+    images, queries, dets, feats, qfeats = case
+    protocol = PersonSearchProtocol.from_data_infos(make_infos(images,
+                                                               queries))
+    det_img, d, f = flat_dets(dets, feats)
+    return evaluate_person_search(protocol, det_img, d.astype(np.float32),
+                                  f.astype(np.float32), qfeats, **kw)
+
+
+@pytest.mark.parametrize('listed', [True, False])
+def test_metric_equals_functional_in_any_order(listed):
+    case = random_case(2, listed=listed, quantised=True)
+    samples = to_samples(*case)
+    expected = functional(case)
+    rng = np.random.default_rng(0)
+    for trial in range(3):
+        metric = PersonSearchMetric()
+        order = rng.permutation(len(samples)) if trial else \
+            np.arange(len(samples))
+        for start in range(0, len(order), 7):  # batches of 7
+            metric.process({}, [samples[i] for i in order[start:start + 7]])
+        got = metric.evaluate(len(samples))
+        assert set(got) == {
+            'mAP', 'top-1', 'top-5', 'top-10', 'det_recall', 'det_ap',
+            'det_recall_labeled', 'det_ap_labeled'
+        }
+        for k, v in expected.items():
+            assert got[k] == pytest.approx(v, abs=1e-12), k
+    assert 0 < expected['mAP'] < 1
+
+
+def test_det_thresh_cross_camera_and_prefix():
+    case = random_case(4, listed=False, quantised=True)
+    samples = to_samples(*case)
+    metric = METRICS.build(
+        dict(
+            type='PersonSearchMetric',
+            det_thresh=0.3,
+            cross_camera='both',
+            prefix='ps'))
+    metric.process({}, samples)
+    got = metric.evaluate(len(samples))
+    expected = functional(case, det_thresh=0.3, cross_camera='both')
+    assert set(got) == {f'ps/{k}' for k in expected}
+    for k, v in expected.items():
+        assert got[f'ps/{k}'] == pytest.approx(v, abs=1e-12), k
+    # low scores are not stored
+    kept = sum(len(r['dets']) for r in metric.results if not r['is_query'])
+    assert kept == 0  # results are cleared after evaluate
+    metric.process({}, samples)
+    kept = sum(len(r['dets']) for r in metric.results if not r['is_query'])
+    assert kept == sum(int((np.asarray(d)[:, 4] >= 0.3).sum())
+                       for d in case[2] if len(d))
+    with pytest.raises(ValueError, match='cross_camera'):
+        PersonSearchMetric(cross_camera='sometimes')
+
+
+def test_data_elements_and_no_queries():
+    case = random_case(5, listed=True, quantised=True)
+    samples = to_samples(*case)
+    elements = []
+    for s in samples:
+        ds = DetDataSample(metainfo={
+            k: v
+            for k, v in s.items()
+            if k not in ('gt_instances', 'pred_instances')
+        })
+        ds.gt_instances = InstanceData(**s['gt_instances'])
+        ds.pred_instances = InstanceData(**s['pred_instances'])
+        elements.append(ds)
+    metric = PersonSearchMetric()
+    metric.process({}, elements)
+    got = metric.evaluate(len(elements))
+    expected = functional(case)
+    for k, v in expected.items():
+        assert got[k] == pytest.approx(v, abs=1e-12), k
+    # a gallery-only pass: detection figures, search figures 0
+    gallery = [s for s in samples if not s['is_query']]
+    metric.process({}, gallery)
+    got = metric.evaluate(len(gallery))
+    assert got['mAP'] == 0. and got['det_recall'] == expected['det_recall']

@@ -1,0 +1,150 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+"""Evaluate saved person search results on a dataset's test split.
+
+Example::
+
+    python tools/analysis_tools/eval_search.py --dataset prw \\
+        --data-root data/PRW --results work_dirs/x/search_results.npz
+
+The results file (see ``mmps.evaluation.functional.results_io``) holds
+``gallery_img_names``, ``gallery_det_img``, ``gallery_dets``,
+``gallery_feats`` and ``query_feats``. Prints one JSON object with ``mAP``,
+``top-1``, ``top-5``, ``top-10``, ``det_recall``, ``det_ap``,
+``det_recall_labeled`` and ``det_ap_labeled`` (fractions).
+"""
+import argparse
+import contextlib
+import json
+import sys
+from typing import List, Optional
+
+DATASETS = ('cuhk-sysu', 'prw')
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Evaluate person search results (.npz) on the test '
+        'split of CUHK-SYSU or PRW (native files)')
+    parser.add_argument('--dataset', required=True, choices=DATASETS)
+    parser.add_argument('--data-root', required=True,
+                        help='dataset root in its native layout')
+    parser.add_argument('--results', required=True,
+                        help='search results file (.npz)')
+    parser.add_argument(
+        '--gallery-size',
+        type=int,
+        default=100,
+        help='CUHK-SYSU gallery size: 50, 100, 500, 1000, 2000, 4000 or -1 '
+        '(full set); ignored for PRW (default: 100)')
+    parser.add_argument('--cross-camera', action='store_true',
+                        help='search only over other cameras (PRW)')
+    parser.add_argument('--det-thresh', type=float, default=0.5,
+                        help='minimum detection score (default: 0.5)')
+    parser.add_argument('--json-out', help='also write the JSON here')
+    return parser.parse_args(argv)
+
+
+def build_test_dataset(dataset: str, data_root: str, gallery_size: int = 100):
+    """The test split of a dataset, without reading the images.
+
+    Args:
+        dataset (str): ``'cuhk-sysu'`` or ``'prw'``.
+        data_root (str): Dataset root.
+        gallery_size (int): CUHK-SYSU gallery size (-1: full set).
+
+    Returns:
+        BasePersonSearchDataset: The test split.
+    """
+    from mmps.datasets import CUHKSYSUDataset, PRWDataset
+    if dataset == 'cuhk-sysu':
+        return CUHKSYSUDataset(
+            data_root=data_root,
+            split='test',
+            gallery_size=gallery_size,
+            check_images=False,
+            serialize_data=False)
+    return PRWDataset(
+        data_root=data_root,
+        split='test',
+        check_images=False,
+        serialize_data=False)
+
+
+def evaluate_results_file(dataset: str,
+                          data_root: str,
+                          results: str,
+                          gallery_size: int = 100,
+                          cross_camera: bool = False,
+                          det_thresh: float = 0.5) -> dict:
+    """Evaluate a results file on a dataset's test split.
+
+    Args:
+        dataset (str): ``'cuhk-sysu'`` or ``'prw'``.
+        data_root (str): Dataset root.
+        results (str): The ``.npz`` results file.
+        gallery_size (int): CUHK-SYSU gallery size (-1: full set).
+        cross_camera (bool): Search only over other cameras.
+        det_thresh (float): Minimum detection score.
+
+    Returns:
+        dict: The metrics (fractions) and what was evaluated.
+    """
+    from mmps.evaluation.functional import (PersonSearchProtocol,
+                                            align_search_results,
+                                            evaluate_person_search,
+                                            load_search_results)
+    from mmps.utils import register_all_modules
+    register_all_modules()
+    ds = build_test_dataset(dataset, data_root, gallery_size)
+    protocol = PersonSearchProtocol.from_data_infos(
+        [ds.get_data_info(i) for i in range(len(ds))])
+    arrays = load_search_results(results)
+    det_img, dets, det_feats, query_feats = align_search_results(
+        arrays, protocol, source=results)
+    metrics = evaluate_person_search(
+        protocol,
+        det_img,
+        dets,
+        det_feats,
+        query_feats,
+        det_thresh=det_thresh,
+        cross_camera=cross_camera)
+    out = {k: float(v) for k, v in metrics.items()}
+    out.update(
+        dataset=dataset,
+        gallery_size=gallery_size if dataset == 'cuhk-sysu' else None,
+        cross_camera=bool(cross_camera),
+        det_thresh=det_thresh,
+        num_gallery=protocol.num_images,
+        num_queries=protocol.num_queries,
+        num_dets=int(len(dets)))
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    from mmps.datasets import AnnotationError
+    from mmps.evaluation.functional import SearchResultsError
+    try:
+        # logs go to stderr: stdout carries the JSON object only
+        with contextlib.redirect_stdout(sys.stderr):
+            out = evaluate_results_file(
+                args.dataset,
+                args.data_root,
+                args.results,
+                gallery_size=args.gallery_size,
+                cross_camera=args.cross_camera,
+                det_thresh=args.det_thresh)
+    except (SearchResultsError, AnnotationError, ValueError) as e:
+        print(f'eval_search: error: {e}', file=sys.stderr)
+        return 1
+    text = json.dumps(out)
+    print(text)
+    if args.json_out:
+        with open(args.json_out, 'w') as f:
+            f.write(text + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
