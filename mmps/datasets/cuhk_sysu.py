@@ -156,14 +156,12 @@ class CUHKSYSUDataset(BasePersonSearchDataset):
             self._assign(ids, boxes, q_name, q_box, pid, f'{where}.Query')
             gallery = check_fields(item['Gallery'], ('imname', 'idlocate'),
                                    f'{where}.Gallery')
-            names = []
-            for j, g in enumerate(gallery):
+            names = _strings(gallery['imname'], f'{where}.Gallery', 'imname')
+            # only the images holding the target have a box (others: empty)
+            for j in np.flatnonzero([b.size > 0 for b in gallery['idlocate']]):
                 w = f'{where}.Gallery({j + 1})'
-                name = mat_str(g['imname'], f'{w}.imname')
-                box = mat_box(g['idlocate'], f'{w}.idlocate', allow_empty=True)
-                if box.size:
-                    self._assign(ids, boxes, name, box, pid, w)
-                names.append(name)
+                box = mat_box(gallery[j]['idlocate'], f'{w}.idlocate')
+                self._assign(ids, boxes, names[j], box, pid, w)
             queries.append(
                 dict(name=q_name, box=q_box, person_id=pid, cam_id=0,
                      gallery=names if self.gallery_size else None))
@@ -177,6 +175,20 @@ class CUHKSYSUDataset(BasePersonSearchDataset):
                 f'{path}: {self._unmatched} identity box(es) match no box of '
                 'Images.mat exactly; they are ignored',
                 logger='current', level=30)
+
+
+def _strings(values: np.ndarray, where: str, field: str) -> list:
+    """The ``field`` strings of a struct array (fast path, checked)."""
+    try:
+        out = [v[0] for v in values]
+        if all(type(v) is np.str_ for v in out) and \
+                all(v.shape == (1, ) for v in values):
+            return [str(v) for v in out]
+    except (IndexError, TypeError):
+        pass
+    return [
+        mat_str(v, f'{where}({j + 1}).{field}') for j, v in enumerate(values)
+    ]
 
 
 def _pid(idname: str, fallback: int) -> int:

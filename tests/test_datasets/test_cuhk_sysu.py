@@ -157,3 +157,34 @@ def test_non_positive_boxes_are_skipped_and_counted(cuhk_truth, tmp_path):
     assert ds.num_instances == sum(
         len(cuhk_truth.images[i]['pids'])
         for i in cuhk_truth.train_images) - 2
+
+
+def test_malformed_protocol_file(cuhk_truth, tmp_path):
+    size = sorted(cuhk_truth.galleries)[0]
+    root = copy_root(cuhk_truth, tmp_path / 'r')
+    path = osp.join(root, 'annotation', 'test', 'train_test',
+                    f'TestG{size}.mat')
+    mat = loadmat(path)
+    var = mat[f'TestG{size}']
+    var[0, 1]['Gallery'][0, 2]['imname'] = np.array([[3.0]])
+    savemat(path, {f'TestG{size}': var})
+    with pytest.raises(AnnotationError) as e:
+        CUHKSYSUDataset(data_root=root, split='test', gallery_size=size)
+    assert f'{path}: TestG{size}(2).Gallery(3).imname: expected a string' \
+        in str(e.value)
+
+    var[0, 1]['Gallery'][0, 2]['imname'] = np.array(['s99999.jpg'])
+    savemat(path, {f'TestG{size}': var})
+    with pytest.raises(AnnotationError, match=r"TestG\d+\(2\)\.Gallery\(3\): "
+                       r"image 's99999\.jpg' is not in .*Images\.mat"):
+        CUHKSYSUDataset(data_root=root, split='test', gallery_size=size)
+
+    # a distractor (no target box) naming an unknown image
+    var[0, 1]['Gallery'][0, 2]['imname'] = np.array(
+        [cuhk_truth.galleries[size][1][2]])
+    assert var[0, 1]['Gallery'][0, -1]['idlocate'].size == 0
+    var[0, 1]['Gallery'][0, -1]['imname'] = np.array(['s99999.jpg'])
+    savemat(path, {f'TestG{size}': var})
+    with pytest.raises(AnnotationError, match='gallery of query 1 lists '
+                       "images that are not test images: \\['s99999.jpg'\\]"):
+        CUHKSYSUDataset(data_root=root, split='test', gallery_size=size)
