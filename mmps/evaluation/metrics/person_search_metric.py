@@ -7,7 +7,8 @@ from mmengine.logging import MMLogger
 from mmengine.structures import BaseDataElement
 
 from mmps.registry import METRICS
-from ..functional import PersonSearchProtocol, evaluate_person_search
+from ..functional import (PersonSearchProtocol, evaluate_person_search,
+                          save_search_results)
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -49,6 +50,11 @@ class PersonSearchMetric(BaseMetric):
         collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
         prefix (str, optional): Prefix of the metric names. Defaults to None
             (``mAP``, ``top-1`` ...).
+        results_file (str, optional): Also write the gallery detections (all
+            the model returned, not only those above ``det_thresh``) and the
+            query features to this ``.npz`` file, the format of
+            ``tools/analysis_tools/eval_search.py`` (``tools/test.py --out``).
+            Defaults to None.
     """
 
     default_prefix: Optional[str] = None
@@ -58,8 +64,10 @@ class PersonSearchMetric(BaseMetric):
                  cross_camera: Union[bool, str] = False,
                  topk: Sequence[int] = (1, 5, 10),
                  collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
+                 prefix: Optional[str] = None,
+                 results_file: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
+        self.results_file = results_file
         if cross_camera not in (True, False, 'both'):
             raise ValueError("cross_camera must be True, False or 'both', "
                              f'got {cross_camera!r}')
@@ -110,7 +118,10 @@ class PersonSearchMetric(BaseMetric):
                     np.float32).reshape(-1)
                 if len(scores) or feats.ndim != 2:
                     feats = feats.reshape(len(scores), -1)
-                keep = scores >= self.det_thresh
+                # detections below the threshold never count: drop them now,
+                # unless the results file should hold everything
+                keep = scores >= (-np.inf if self.results_file else
+                                  self.det_thresh)
                 boxes = _to_numpy(pred['bboxes']).astype(np.float32)
                 self.results.append(
                     dict(
@@ -176,6 +187,11 @@ class PersonSearchMetric(BaseMetric):
             if gallery else np.zeros((0, dim), np.float32)
         query_feats = np.stack([q['feat'] for q in queries]) if queries \
             else np.zeros((0, det_feats.shape[1]), np.float32)
+        if self.results_file:
+            save_search_results(self.results_file,
+                                [g['img_name'] for g in gallery], det_img,
+                                dets, det_feats, query_feats)
+            logger.info(f'search results written to {self.results_file}')
         metrics = evaluate_person_search(
             protocol,
             det_img,

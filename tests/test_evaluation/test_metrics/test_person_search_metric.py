@@ -1,8 +1,5 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 """PersonSearchMetric equals the functional evaluation, in any sample order."""
-import os.path as osp
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -11,11 +8,12 @@ from mmengine.structures import InstanceData
 
 from mmps.evaluation import PersonSearchMetric
 from mmps.evaluation.functional import (PersonSearchProtocol,
-                                        evaluate_person_search)
+                                        evaluate_person_search,
+                                        load_search_results)
 from mmps.registry import METRICS
 
-sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'test_functional'))
-from test_person_search import flat_dets, make_infos, random_case  # noqa
+from ..test_functional.test_person_search import (flat_dets, make_infos,
+                                                  random_case)
 
 
 def to_samples(images, queries, dets, feats, qfeats):
@@ -129,3 +127,33 @@ def test_data_elements_and_no_queries():
     metric.process({}, gallery)
     got = metric.evaluate(len(gallery))
     assert got['mAP'] == 0. and got['det_recall'] == expected['det_recall']
+
+
+def test_results_file_holds_every_detection(tmp_path):
+    case = random_case(6, listed=False, quantised=True)
+    images, queries, dets, feats, qfeats = case
+    samples = to_samples(*case)
+    path = str(tmp_path / 'results.npz')
+    metric = PersonSearchMetric(results_file=path)
+    metric.process({}, samples[::-1])
+    got = metric.evaluate(len(samples))
+    saved = load_search_results(path)
+    det_img, d, f = flat_dets(dets, feats)
+    # all detections, also those below det_thresh, in gallery order
+    np.testing.assert_array_equal(saved['gallery_det_img'], det_img)
+    np.testing.assert_allclose(saved['gallery_dets'], d, rtol=1e-6)
+    np.testing.assert_allclose(saved['query_feats'], qfeats, rtol=1e-6)
+    assert list(saved['gallery_img_names']) == [
+        i['img_name'] for i in make_infos(images, queries)
+        if not i['is_query']
+    ]
+    assert (saved['gallery_dets'][:, 4] < 0.5).any()
+    # the file evaluates to what the metric reported
+    protocol = PersonSearchProtocol.from_data_infos(make_infos(images,
+                                                               queries))
+    again = evaluate_person_search(protocol, saved['gallery_det_img'],
+                                   saved['gallery_dets'],
+                                   saved['gallery_feats'],
+                                   saved['query_feats'])
+    for k, v in got.items():
+        assert again[k] == pytest.approx(v, abs=1e-12), k
