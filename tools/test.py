@@ -1,0 +1,94 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+"""Test a person search model: prints mAP, top-k and detection recall / AP.
+
+Example::
+
+    python tools/test.py configs/dicl_prw.py work_dirs/dicl_prw/epoch_26.pth
+    python tools/test.py configs/dicl_synthetic_prw.py CKPT --out results.npz
+
+``--out`` writes the gallery detections and query features in the format of
+``tools/analysis_tools/eval_search.py``. Without a checkpoint the model is
+evaluated as initialised (a smoke test of the whole test loop).
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+from mmps.registry import RUNNERS
+from mmps.utils import register_all_modules
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test a person search model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument(
+        'checkpoint', nargs='?', help='checkpoint file (omit: as initialised)')
+    parser.add_argument('--work-dir', help='the dir for logs and metrics')
+    parser.add_argument(
+        '--out',
+        help='write gallery detections and query features to this .npz')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, key=value pairs')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def set_results_file(evaluator, path: str) -> None:
+    """Point every PersonSearchMetric of an evaluator config at ``path``."""
+    metrics = evaluator.get('metrics', evaluator) \
+        if isinstance(evaluator, dict) else evaluator
+    metrics = metrics if isinstance(metrics, (list, tuple)) else [metrics]
+    found = False
+    for metric in metrics:
+        if str(metric.get('type', '')).split('.')[-1] == 'PersonSearchMetric':
+            metric['results_file'] = path
+            found = True
+    if not found:
+        raise ValueError('--out needs a PersonSearchMetric in test_evaluator')
+
+
+def main():
+    args = parse_args()
+    register_all_modules(init_default_scope=False)
+
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.checkpoint is None:
+        print_log('no checkpoint given: testing the model as initialised',
+                  logger='current', level=30)
+    if args.out is not None:
+        if not args.out.endswith('.npz'):
+            raise ValueError(f'--out must be a .npz file, got {args.out}')
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        set_results_file(cfg.test_evaluator, osp.abspath(args.out))
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+        else RUNNERS.build(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
