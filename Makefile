@@ -15,8 +15,8 @@ data:
 	$(PYTHON) tools/misc/make_synthetic_dataset.py cuhk-sysu --out $(DATA)/cuhk-sysu
 
 demo: install data
-	$(PYTHON) tools/misc/dataset_summary.py prw $(DATA)/prw
-	$(PYTHON) tools/misc/dataset_summary.py cuhk-sysu $(DATA)/cuhk-sysu
+	$(PYTHON) tools/misc/dataset_summary.py configs/_base_/datasets/synthetic_prw.py --data-root $(DATA)/prw
+	$(PYTHON) tools/misc/dataset_summary.py configs/_base_/datasets/synthetic_cuhk-sysu.py --data-root $(DATA)/cuhk-sysu
 
 test: install
 	$(PYTHON) -m pytest tests

@@ -58,7 +58,7 @@ def main():
             q = ds[len(gallery)]
             meta = q['data_samples'].metainfo
             print(f'[{split}] query 0: {meta["img_name"]} box '
-                  f'{q["data_samples"].gt_instances.bboxes.tolist()} '
+                  f'{q["data_samples"].gt_instances.bboxes.tensor.tolist()} '
                   f'person {q["data_samples"].gt_instances.person_ids.item()}'
                   f', gallery of '
                   f'{"all images but its own" if meta["gallery_img_ids"] is None else len(meta["gallery_img_ids"])}')

@@ -24,8 +24,10 @@ train_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
+# The default synthetic set has 48 test images: its one protocol file is TestG50.mat,
+# whose galleries hold every other test image (see make_synthetic_cuhk_sysu).
 test_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+    dataset=dict(data_root=data_root, gallery_size=50, pipeline=test_pipeline))
 val_dataloader = test_dataloader
