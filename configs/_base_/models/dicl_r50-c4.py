@@ -1,0 +1,151 @@
+# DICL detector (DESIGN §1.1): Faster R-CNN on one stride-16 map.
+# ResNet-50 caffe with C5 kept at stride 16 -> C4/C5 fusion neck (DCN) -> RPN
+# -> 14x6 RoI features -> head DCN -> box towers + 256-d re-id embedding.
+#
+# ImageNet init from a LOCAL file (nothing is downloaded): the MSRA caffe
+# ResNet-50 that mmdet's `open-mmlab://detectron2/resnet50_caffe` resolves to
+# (mmengine/hub/openmmlab.json), i.e.
+# https://download.openmmlab.com/pretrain/third_party/resnet50_msra-5891d200.pth
+# Fetch it once on a connected machine into checkpoints/ (or point
+# `model.backbone.init_cfg.checkpoint` elsewhere, or set it to None).
+norm_cfg = dict(type='BN', requires_grad=False)
+model = dict(
+    type='DICL',
+    data_preprocessor=dict(
+        type='DetDataPreprocessor',
+        mean=[103.530, 116.280, 123.675],  # caffe BGR
+        std=[1.0, 1.0, 1.0],
+        bgr_to_rgb=False,
+        pad_size_divisor=16),
+    backbone=dict(
+        type='ResNet',
+        depth=50,
+        num_stages=4,
+        strides=(1, 2, 2, 1),  # C5 stays at stride 16
+        dilations=(1, 1, 1, 1),
+        out_indices=(1, 2, 3),
+        frozen_stages=1,
+        norm_cfg=norm_cfg,
+        norm_eval=True,
+        style='caffe',
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='checkpoints/resnet50_msra-5891d200.pth')),
+    neck=dict(
+        type='C4C5FusionNeck',
+        in_channels=(1024, 2048),
+        out_channels=1024,
+        dcn=True),
+    rpn_head=dict(
+        type='RPNHead',
+        in_channels=1024,
+        feat_channels=1024,
+        anchor_generator=dict(
+            type='AnchorGenerator',
+            # 32 ... 512 px; mmdet's ratio is h / w: tall anchors
+            scales=[2, 4, 8, 16, 32],
+            ratios=[1.0, 2.0, 3.0],
+            strides=[16]),
+        bbox_coder=dict(
+            type='DeltaXYWHBBoxCoder',
+            target_means=[.0, .0, .0, .0],
+            target_stds=[1.0, 1.0, 1.0, 1.0]),
+        loss_cls=dict(
+            type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+        loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+    roi_head=dict(
+        type='PersonSearchRoIHead',
+        bbox_roi_extractor=dict(
+            type='SingleRoIExtractor',
+            # Plain RoIAlign works on CPU and GPU. The reference pools with a
+            # deformable RoI pool, which mmcv implements on GPU only:
+            # roi_layer=dict(type='DeformRoIPoolPack', output_size=(14, 6),
+            #                output_channels=1024, sampling_ratio=2),
+            roi_layer=dict(
+                type='RoIAlign',
+                output_size=(14, 6),
+                sampling_ratio=2,
+                aligned=True),
+            out_channels=1024,
+            featmap_strides=[16]),
+        shared_head=dict(type='DeformConvSharedHead', in_channels=1024),
+        bbox_head=dict(
+            type='PersonSearchBBoxHead',
+            in_channels=1024,
+            conv_out_channels=(512, 512),
+            roi_feat_size=(14, 6),
+            num_classes=1,
+            bbox_coder=dict(
+                type='DeltaXYWHBBoxCoder',
+                target_means=[0., 0., 0., 0.],
+                target_stds=[0.1, 0.1, 0.2, 0.2]),
+            reg_class_agnostic=False,
+            loss_cls=dict(
+                type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+            loss_bbox=dict(type='L1Loss', loss_weight=10.0)),
+        reid_head=dict(
+            type='ReIDEmbeddingHead',
+            in_channels=1024,
+            roi_size=(14, 6),
+            out_channels=256)),
+    # instance crops: (h, w) = RoI size x 16
+    crop_size=(224, 96),
+    train_cfg=dict(
+        rpn=dict(
+            assigner=dict(
+                type='MaxIoUAssigner',
+                pos_iou_thr=0.7,
+                neg_iou_thr=0.3,
+                min_pos_iou=0.3,
+                match_low_quality=True,
+                ignore_iof_thr=-1),
+            sampler=dict(
+                type='RandomSampler',
+                num=256,
+                pos_fraction=0.5,
+                neg_pos_ub=-1,
+                add_gt_as_proposals=False),
+            allowed_border=-1,
+            pos_weight=-1,
+            debug=False),
+        rpn_proposal=dict(
+            nms_pre=12000,
+            max_per_img=2000,
+            nms=dict(type='nms', iou_threshold=0.7),
+            min_bbox_size=0),
+        rcnn=dict(
+            # MaxIoUAssigner: IoU >= pos_iou_thr positive, [0, neg_iou_thr)
+            # negative, in between ignored (never sampled). PRW: 0.7;
+            # CUHK-SYSU configs set 0.6.
+            assigner=dict(
+                type='MaxIoUAssigner',
+                pos_iou_thr=0.7,
+                neg_iou_thr=0.1,
+                min_pos_iou=0.7,
+                match_low_quality=False,
+                ignore_iof_thr=-1),
+            sampler=dict(
+                type='RandomSampler',
+                num=128,
+                pos_fraction=0.5,
+                neg_pos_ub=-1,
+                add_gt_as_proposals=True),
+            pos_weight=-1,
+            debug=False)),
+    test_cfg=dict(
+        rpn=dict(
+            nms_pre=6000,
+            max_per_img=300,
+            nms=dict(type='nms', iou_threshold=0.7),
+            min_bbox_size=0),
+        rcnn=dict(
+            score_thr=0.05,
+            nms=dict(type='nms', iou_threshold=0.4),
+            max_per_img=100),
+        # gallery features: 'fused' (p + g of the detections), 'scene' (p),
+        # 'fused_all_proposals' (the reference: p + g of all 300 proposals,
+        # same features, ~300 crop passes per image)
+        reid_mode='fused',
+        # query features: 'box' (the query box, CUHK-SYSU convention) or
+        # 'best_iou_det' (the reference's PRW protocol)
+        query_mode='box'))

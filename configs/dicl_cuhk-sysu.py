@@ -1,0 +1,1 @@
+_base_ = './dicl/dicl_r50-c4_1xb4-26e_cuhk-sysu.py'

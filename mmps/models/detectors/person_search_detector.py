@@ -1,0 +1,442 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+import copy
+from functools import partial
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmcv.ops import roi_align
+from mmdet.models.detectors import TwoStageDetector
+from mmdet.structures import DetDataSample, SampleList
+from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
+from mmdet.utils import ConfigType, InstanceList, OptConfigType, \
+    OptMultiConfig
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from mmps.registry import MODELS
+
+#: ``test_cfg.reid_mode`` values: the feature of a gallery detection.
+REID_MODES = ('fused', 'scene', 'fused_all_proposals')
+#: ``test_cfg.query_mode`` values: the feature of a query.
+QUERY_MODES = ('box', 'best_iou_det')
+
+
+@MODELS.register_module()
+class PersonSearchDetector(TwoStageDetector):
+    """One-step person search: a Faster R-CNN whose detections carry re-id
+    features, with an instance (crop) branch sharing every weight.
+
+    Two branches, one set of weights:
+
+    - *scene*: backbone + neck on the image -> RPN -> RoI head; the re-id
+      embedding ``p`` of a RoI is ``reid_head(shared_head(RoI feature))``
+      (:meth:`PersonSearchRoIHead.embed_rois`);
+    - *instance*: a box is cropped from the input tensor and resized to
+      ``crop_size`` (224x96, :meth:`crop_instances`), and the crop goes
+      through the same backbone + neck (a 14x6 map at stride 16, the RoI
+      size), shared head and re-id head (:meth:`embed_crops`) -> ``g``.
+
+    Inference (:meth:`predict`), per sample by ``metainfo['is_query']``:
+
+    - gallery image: detections (RPN -> RoI head, ``test_cfg.rcnn``) in
+      original pixels with ``feats`` chosen by ``test_cfg.reid_mode``:
+
+      - ``'fused'`` (default): ``normalize((p + g) / 2)`` with ``p`` the
+        scene embedding of the detection's *proposal* and ``g`` the crop
+        embedding of its *final box*, computed for the kept detections only;
+      - ``'scene'``: ``p`` alone (no crop pass);
+      - ``'fused_all_proposals'``: the reference order, ``p`` and ``g`` for
+        every proposal and then the selection; same features as
+        ``'fused'`` at a much higher cost (for benchmarks and tests).
+
+    - query: its one GT box (``gt_instances.bboxes[0]``, original pixels)
+      is the RoI, without regression or NMS; ``feats`` (1, D) follows the
+      same rule (``p`` from the box's RoI feature, ``g`` from its crop).
+      With ``test_cfg.query_mode='best_iou_det'`` (the reference's PRW
+      protocol) the query image is detected as a gallery image and the
+      feature of the detection overlapping the box most is used (the box's
+      own feature when nothing overlaps). ``pred_instances`` is the query
+      box, score 1, label 0 and ``feats``.
+
+    Training (:meth:`loss`) reads as the method's steps: features, RPN
+    losses and proposals, instance-branch embeddings of the GT boxes
+    (:meth:`embed_gt_instances`, none here), RoI head losses (box losses and
+    its re-id hook).
+
+    Args:
+        backbone (dict): Backbone config.
+        neck (dict, optional): Neck config (one output level).
+        rpn_head (dict, optional): RPN head config.
+        roi_head (dict, optional): :class:`PersonSearchRoIHead` config.
+        train_cfg (dict, optional): ``rpn``, ``rpn_proposal``, ``rcnn``.
+        test_cfg (dict, optional): ``rpn``, ``rcnn`` and ``reid_mode``
+            (default ``'fused'``), ``query_mode`` (default ``'box'``).
+        data_preprocessor (dict, optional): Data preprocessor config.
+        crop_size (tuple[int]): (h, w) of the instance crops; with the
+            stride-16 neck it must give the RoI size. Defaults to (224, 96).
+        crop_sampling_ratio (int): ``roi_align`` samples per output pixel
+            of a crop (0: adaptive, ~ceil(box / crop) per side, an
+            antialiased resize). Defaults to 0.
+        init_cfg (dict or list[dict], optional): Initialization config.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 neck: OptConfigType = None,
+                 rpn_head: OptConfigType = None,
+                 roi_head: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 crop_size: Sequence[int] = (224, 96),
+                 crop_sampling_ratio: int = 0,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(
+            backbone=backbone,
+            neck=neck,
+            rpn_head=rpn_head,
+            roi_head=roi_head,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        self.crop_size = tuple(crop_size)
+        self.crop_sampling_ratio = crop_sampling_ratio
+        self._test_modes()  # fail early on a bad test_cfg
+
+    def _test_modes(self) -> Tuple[str, str]:
+        """``(reid_mode, query_mode)`` of ``test_cfg``, validated."""
+        cfg = self.test_cfg or {}
+        reid_mode = cfg.get('reid_mode', 'fused')
+        query_mode = cfg.get('query_mode', 'box')
+        if reid_mode not in REID_MODES:
+            raise ValueError(f'test_cfg.reid_mode must be one of {REID_MODES}'
+                             f', got {reid_mode!r}')
+        if query_mode not in QUERY_MODES:
+            raise ValueError('test_cfg.query_mode must be one of '
+                             f'{QUERY_MODES}, got {query_mode!r}')
+        return reid_mode, query_mode
+
+    # ------------------------------------------------------------------ #
+    # instance branch
+    # ------------------------------------------------------------------ #
+    def crop_instances(self,
+                       batch_inputs: Tensor,
+                       img_idx: Union[int, Tensor],
+                       boxes: Tensor,
+                       size: Optional[Sequence[int]] = None) -> Tensor:
+        """Crop boxes from the (normalised) input tensor and resize them.
+
+        Args:
+            batch_inputs (Tensor): (B, C, H, W) preprocessed inputs.
+            img_idx (int or Tensor): The image of every box: one index, or
+                (n, ) indices.
+            boxes (Tensor): (n, 4) ``x1, y1, x2, y2`` in input-tensor pixels
+                (continuous coordinates).
+            size (Sequence[int], optional): (h, w) of the crops; None uses
+                ``crop_size``.
+
+        Returns:
+            Tensor: (n, C, h, w) crops (bilinear ``roi_align``, aligned).
+        """
+        size = tuple(self.crop_size if size is None else size)
+        boxes = get_box_tensor(boxes).to(batch_inputs.dtype).reshape(-1, 4)
+        if boxes.size(0) == 0:
+            return batch_inputs.new_zeros((0, batch_inputs.size(1), *size))
+        if isinstance(img_idx, Tensor):
+            inds = img_idx.to(boxes).reshape(-1, 1)
+        else:
+            inds = boxes.new_full((boxes.size(0), 1), float(img_idx))
+        rois = torch.cat([inds, boxes], dim=1)
+        return roi_align(batch_inputs, rois, size, 1.0,
+                         self.crop_sampling_ratio, 'avg', True)
+
+    def embed_crops(self, crops: Tensor) -> Tensor:
+        """Instance-branch embeddings of crops.
+
+        backbone + neck (a RoI-sized map) -> shared head -> re-id head.
+
+        Args:
+            crops (Tensor): (n, C, 224, 96) crops of the input tensor.
+
+        Returns:
+            Tensor: (n, D) unit-norm embeddings.
+        """
+        if crops.size(0) == 0:
+            return crops.new_zeros((0, self.roi_head.embed_dim))
+        feats = self.extract_feat(crops)[0]
+        roi_size = tuple(self.roi_head.reid_head.roi_size)
+        if tuple(feats.shape[-2:]) != roi_size:
+            raise ValueError(
+                f'crops of size {tuple(crops.shape[-2:])} give a '
+                f'{tuple(feats.shape[-2:])} feature map, not the RoI size '
+                f'{roi_size}: set crop_size to RoI size x feature stride')
+        return self.roi_head.embed_roi_feats(feats)
+
+    def embed_boxes(self, batch_inputs: Tensor, img_idx: Union[int, Tensor],
+                    boxes: Tensor) -> Tensor:
+        """Crop embeddings ``g`` of boxes (input-tensor pixels).
+
+        Args:
+            batch_inputs (Tensor): (B, C, H, W) preprocessed inputs.
+            img_idx (int or Tensor): Image index (or (n, ) indices).
+            boxes (Tensor): (n, 4) boxes in input-tensor pixels.
+
+        Returns:
+            Tensor: (n, D) unit-norm embeddings.
+        """
+        return self.embed_crops(
+            self.crop_instances(batch_inputs, img_idx, boxes))
+
+    # ------------------------------------------------------------------ #
+    # training
+    # ------------------------------------------------------------------ #
+    def rpn_loss_and_predict(
+            self, x: Tuple[Tensor],
+            batch_data_samples: SampleList) -> Tuple[dict, InstanceList]:
+        """RPN losses and training proposals (as ``TwoStageDetector``).
+
+        Args:
+            x (tuple[Tensor]): Feature maps.
+            batch_data_samples (list[DetDataSample]): The batch.
+
+        Returns:
+            tuple[dict, list[InstanceData]]: Losses (``loss_rpn_cls``,
+            ``loss_rpn_bbox``) and proposals per image.
+        """
+        if not self.with_rpn:
+            return dict(), [s.proposals for s in batch_data_samples]
+        proposal_cfg = self.train_cfg.get('rpn_proposal', self.test_cfg.rpn)
+        rpn_data_samples = copy.deepcopy(batch_data_samples)
+        for data_sample in rpn_data_samples:
+            data_sample.gt_instances.labels = \
+                torch.zeros_like(data_sample.gt_instances.labels)
+        rpn_losses, rpn_results_list = self.rpn_head.loss_and_predict(
+            x, rpn_data_samples, proposal_cfg=proposal_cfg)
+        for key in list(rpn_losses):
+            if 'loss' in key and 'rpn' not in key:
+                rpn_losses[f'rpn_{key}'] = rpn_losses.pop(key)
+        return rpn_losses, rpn_results_list
+
+    def embed_gt_instances(self, batch_inputs: Tensor,
+                           batch_data_samples: SampleList) -> Optional[Tensor]:
+        """Instance-branch embeddings of the GT boxes for the re-id losses.
+
+        None here (a detection-only objective); a method with a Siamese
+        instance branch returns the (G, D) embeddings of the batch's GT
+        crops, image by image, which reach
+        :meth:`PersonSearchRoIHead.loss_reid`.
+
+        Args:
+            batch_inputs (Tensor): (B, C, H, W) preprocessed inputs.
+            batch_data_samples (list[DetDataSample]): The batch.
+
+        Returns:
+            Tensor or None: (G, D) embeddings.
+        """
+        return None
+
+    def loss(self, batch_inputs: Tensor,
+             batch_data_samples: SampleList) -> dict:
+        """Losses of a training batch.
+
+        Args:
+            batch_inputs (Tensor): (B, C, H, W) preprocessed inputs.
+            batch_data_samples (list[DetDataSample]): With ``gt_instances``
+                (boxes in input-tensor pixels; may be empty).
+
+        Returns:
+            dict[str, Tensor]: RPN and RoI head losses.
+        """
+        x = self.extract_feat(batch_inputs)
+        losses, rpn_results_list = self.rpn_loss_and_predict(
+            x, batch_data_samples)
+        gt_embeds = self.embed_gt_instances(batch_inputs, batch_data_samples)
+        losses.update(
+            self.roi_head.loss(
+                x, rpn_results_list, batch_data_samples, gt_embeds=gt_embeds))
+        return losses
+
+    # ------------------------------------------------------------------ #
+    # test
+    # ------------------------------------------------------------------ #
+    def predict(self,
+                batch_inputs: Tensor,
+                batch_data_samples: SampleList,
+                rescale: bool = True) -> SampleList:
+        """Detections with features (gallery) or the query feature.
+
+        Args:
+            batch_inputs (Tensor): (B, C, H, W) preprocessed inputs.
+            batch_data_samples (list[DetDataSample]): Gallery and/or query
+                samples (``metainfo['is_query']``); a query has its box as
+                its only ``gt_instances`` (original pixels).
+            rescale (bool): Boxes in original image pixels.
+                Defaults to True.
+
+        Returns:
+            list[DetDataSample]: With ``pred_instances`` (``bboxes``,
+            ``scores``, ``labels``, ``feats``).
+        """
+        assert self.with_bbox, 'Bbox head must be implemented.'
+        reid_mode, query_mode = self._test_modes()
+        x = self.extract_feat(batch_inputs)
+        is_query = [
+            bool(s.metainfo.get('is_query', False)) for s in batch_data_samples
+        ]
+        query_inds = [i for i, q in enumerate(is_query) if q]
+        det_inds = [
+            i for i, q in enumerate(is_query)
+            if not q or query_mode == 'best_iou_det'
+        ]
+        results_list: List[Optional[InstanceData]] = [None] * len(is_query)
+        if det_inds:
+            dets = self.predict_gallery(x, batch_inputs, batch_data_samples,
+                                        det_inds, rescale, reid_mode)
+            for i, res in zip(det_inds, dets):
+                results_list[i] = res
+
+        box_inds = []
+        for i in query_inds:
+            best = None
+            if query_mode == 'best_iou_det':
+                best = self._best_iou_detection(results_list[i],
+                                                batch_data_samples[i], rescale)
+            if best is None:
+                box_inds.append(i)
+            else:
+                results_list[i] = best
+        if box_inds:
+            queries = self.predict_query(x, batch_inputs, batch_data_samples,
+                                         box_inds, rescale, reid_mode)
+            for i, res in zip(box_inds, queries):
+                results_list[i] = res
+        return self.add_pred_to_datasample(batch_data_samples, results_list)
+
+    def predict_gallery(self,
+                        x: Tuple[Tensor],
+                        batch_inputs: Tensor,
+                        batch_data_samples: SampleList,
+                        inds: Sequence[int],
+                        rescale: bool = True,
+                        reid_mode: str = 'fused') -> InstanceList:
+        """Detections and their features for some samples of the batch.
+
+        Args:
+            x (tuple[Tensor]): Feature maps of the whole batch.
+            batch_inputs (Tensor): (B, C, H, W) preprocessed inputs.
+            batch_data_samples (list[DetDataSample]): The batch.
+            inds (Sequence[int]): The samples to detect in.
+            rescale (bool): Boxes in original pixels. Defaults to True.
+            reid_mode (str): One of :data:`REID_MODES`.
+
+        Returns:
+            list[InstanceData]: Per sample of ``inds``: ``bboxes``,
+            ``scores``, ``labels``, ``feats``.
+        """
+        if len(inds) != len(batch_data_samples):
+            sel = torch.as_tensor(inds, device=batch_inputs.device)
+            x = tuple(feat[sel] for feat in x)
+            batch_inputs = batch_inputs[sel]
+        samples = [batch_data_samples[i] for i in inds]
+        if samples[0].get('proposals', None) is None:
+            rpn_results_list = self.rpn_head.predict(x, samples, rescale=False)
+        else:
+            rpn_results_list = [s.proposals for s in samples]
+        crop_embedder = None if reid_mode == 'scene' else partial(
+            self.embed_boxes, batch_inputs)
+        results_list = self.roi_head.predict_gallery(
+            x,
+            rpn_results_list, [s.metainfo for s in samples],
+            rescale=rescale,
+            crop_embedder=crop_embedder,
+            embed_all_proposals=reid_mode == 'fused_all_proposals')
+        return [
+            InstanceData(
+                bboxes=res.bboxes,
+                scores=res.scores,
+                labels=res.labels,
+                feats=res.feats) for res in results_list
+        ]
+
+    @staticmethod
+    def query_box(data_sample: DetDataSample) -> Tensor:
+        """The query box ``gt_instances.bboxes[0]`` (original pixels), (1, 4).
+        """
+        gts = data_sample.get('gt_instances', None)
+        if gts is None or len(gts) < 1:
+            raise ValueError(
+                f'query sample {data_sample.metainfo.get("query_id")} '
+                f'({data_sample.metainfo.get("img_path")}) has no box in '
+                'gt_instances')
+        return get_box_tensor(gts.bboxes)[:1].float()
+
+    @staticmethod
+    def _to_input_pixels(boxes: Tensor, data_sample: DetDataSample) -> Tensor:
+        """Original-pixel boxes -> input-tensor pixels (x scale_factor)."""
+        scale_factor = data_sample.metainfo.get('scale_factor', (1., 1.))
+        return boxes * boxes.new_tensor(scale_factor).repeat(2)
+
+    def predict_query(self,
+                      x: Tuple[Tensor],
+                      batch_inputs: Tensor,
+                      batch_data_samples: SampleList,
+                      inds: Sequence[int],
+                      rescale: bool = True,
+                      reid_mode: str = 'fused') -> InstanceList:
+        """Features of the query boxes of some samples of the batch.
+
+        Args:
+            x (tuple[Tensor]): Feature maps of the whole batch.
+            batch_inputs (Tensor): (B, C, H, W) preprocessed inputs.
+            batch_data_samples (list[DetDataSample]): The batch.
+            inds (Sequence[int]): The query samples.
+            rescale (bool): Return the box in original pixels (else input
+                pixels). Defaults to True.
+            reid_mode (str): ``'scene'`` gives ``p``; the fused modes
+                ``normalize((p + g) / 2)``.
+
+        Returns:
+            list[InstanceData]: Per sample: ``bboxes`` (1, 4), ``scores``
+            [1.], ``labels`` [0], ``feats`` (1, D).
+        """
+        device = batch_inputs.device
+        ori_boxes = [
+            self.query_box(batch_data_samples[i]).to(device) for i in inds
+        ]
+        boxes = torch.cat([
+            self._to_input_pixels(b, batch_data_samples[i])
+            for i, b in zip(inds, ori_boxes)
+        ])
+        img_inds = torch.as_tensor(inds, device=device, dtype=boxes.dtype)
+        rois = torch.cat([img_inds[:, None], boxes], dim=1)
+        feats = self.roi_head.embed_rois(x, rois)
+        if reid_mode != 'scene':
+            feats = self.roi_head.fuse_embeddings(
+                feats, self.embed_boxes(batch_inputs, img_inds, boxes))
+        return [
+            InstanceData(
+                bboxes=ori_boxes[j] if rescale else boxes[j:j + 1],
+                scores=boxes.new_ones(1),
+                labels=torch.zeros(1, dtype=torch.long, device=device),
+                feats=feats[j:j + 1]) for j in range(len(inds))
+        ]
+
+    def _best_iou_detection(self, dets: InstanceData,
+                            data_sample: DetDataSample,
+                            rescale: bool) -> Optional[InstanceData]:
+        """The query result from the detection that overlaps the query box
+        most, or None when no detection overlaps it."""
+        if dets is None or len(dets) == 0:
+            return None
+        box = self.query_box(data_sample).to(dets.bboxes.device)
+        ref = box if rescale else self._to_input_pixels(box, data_sample)
+        ious = bbox_overlaps(dets.bboxes, ref)[:, 0]
+        best = int(ious.argmax())
+        if ious[best] <= 0:
+            return None
+        return InstanceData(
+            bboxes=ref,
+            scores=ref.new_ones(1),
+            labels=torch.zeros(1, dtype=torch.long, device=ref.device),
+            feats=dets.feats[best:best + 1])

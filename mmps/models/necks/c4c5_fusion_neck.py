@@ -1,0 +1,77 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+from typing import Sequence, Tuple
+
+from mmdet.utils import OptMultiConfig
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mmps.registry import MODELS
+from ..layers import build_conv_or_dcn
+
+
+@MODELS.register_module()
+class C4C5FusionNeck(BaseModule):
+    """Fuse the stride-16 C4 and C5 maps of a dilated-last-stage ResNet.
+
+    DICL's neck (not an FPN): with a backbone whose last stage keeps stride
+    16 (ResNet ``strides=(1, 2, 2, 1)``), C4 and C5 have the same size and
+
+    .. code:: text
+
+        lat = DCN1x1(C5)          # in_channels[1] -> out_channels
+        r   = C4 + lat
+        out = DCN3x3(r) + r       # no norm, no activation
+
+    where DCN is ``mmcv.ops.DeformConv2dPack`` (zero-initialised offsets,
+    no bias) or a plain bias-free convolution when ``dcn=False``.
+
+    Args:
+        in_channels (Sequence[int]): Channels of C4 and C5.
+            Defaults to (1024, 2048).
+        out_channels (int): Output channels; must equal the C4 channels
+            (C4 is added unchanged). Defaults to 1024.
+        dcn (bool): Deformable (True) or plain convolutions.
+            Defaults to True.
+        init_cfg (dict or list[dict], optional): Initialization config.
+            Defaults to None (kaiming-uniform weights, zero offsets).
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int] = (1024, 2048),
+                 out_channels: int = 1024,
+                 dcn: bool = True,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if len(in_channels) != 2:
+            raise ValueError('C4C5FusionNeck takes the C4 and C5 channels, '
+                             f'got in_channels={in_channels}')
+        if in_channels[0] != out_channels:
+            raise ValueError(
+                f'C4C5FusionNeck adds C4 ({in_channels[0]} channels) to the '
+                f'lateral output: out_channels must be {in_channels[0]}, '
+                f'got {out_channels}')
+        self.in_channels = tuple(in_channels)
+        self.out_channels = out_channels
+        self.dcn = dcn
+        self.lateral_conv = build_conv_or_dcn(
+            in_channels[1], out_channels, 1, dcn=dcn)
+        self.fusion_conv = build_conv_or_dcn(
+            out_channels, out_channels, 3, dcn=dcn)
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor]:
+        """Fuse the last two backbone outputs.
+
+        Args:
+            inputs (Sequence[Tensor]): Backbone outputs; the last two are C4
+                (N, in_channels[0], H, W) and C5 (N, in_channels[1], H, W).
+
+        Returns:
+            tuple[Tensor]: One map (N, out_channels, H, W).
+        """
+        c4, c5 = inputs[-2], inputs[-1]
+        if c4.shape[-2:] != c5.shape[-2:]:
+            raise ValueError(
+                f'C4 {tuple(c4.shape)} and C5 {tuple(c5.shape)} must have the '
+                'same size: use a backbone with strides=(1, 2, 2, 1)')
+        fused = c4 + self.lateral_conv(c5)
+        return (self.fusion_conv(fused) + fused, )

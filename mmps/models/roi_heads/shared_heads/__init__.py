@@ -1,0 +1,4 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+from .deform_conv_shared_head import DeformConvSharedHead
+
+__all__ = ['DeformConvSharedHead']

@@ -1,0 +1,46 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+from typing import Optional
+
+from mmdet.utils import OptMultiConfig
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mmps.registry import MODELS
+from ...layers import build_conv_or_dcn
+
+
+@MODELS.register_module()
+class DeformConvSharedHead(BaseModule):
+    """One deformable 3x3 convolution on every RoI feature (DICL's head DCN).
+
+    Used as ``shared_head`` of a :class:`~mmdet.models.StandardRoIHead`: its
+    output feeds the box head and the re-id head, and it is what
+    ``_bbox_forward`` returns as ``bbox_feats``. The instance (crop) branch
+    runs it too, so scene RoIs and crops share it.
+
+    Args:
+        in_channels (int): RoI feature channels. Defaults to 1024.
+        out_channels (int, optional): Output channels; None keeps
+            ``in_channels``. Defaults to None.
+        kernel_size (int): Kernel size (same padding). Defaults to 3.
+        dcn (bool): ``mmcv.ops.DeformConv2dPack`` (True) or a plain
+            convolution. Both are bias-free. Defaults to True.
+        init_cfg (dict or list[dict], optional): Initialization config.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 in_channels: int = 1024,
+                 out_channels: Optional[int] = None,
+                 kernel_size: int = 3,
+                 dcn: bool = True,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.in_channels = in_channels
+        self.out_channels = out_channels or in_channels
+        self.conv = build_conv_or_dcn(
+            in_channels, self.out_channels, kernel_size, dcn=dcn)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """RoI features (N, C, h, w) -> (N, out_channels, h, w), any N."""
+        return self.conv(x)

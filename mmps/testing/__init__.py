@@ -1,0 +1,9 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+from ._utils import (demo_person_search_inputs, get_config,
+                     get_config_directory, get_detector_cfg, get_roi_head_cfg,
+                     shrink_person_search_cfg)
+
+__all__ = [
+    'demo_person_search_inputs', 'get_config', 'get_config_directory',
+    'get_detector_cfg', 'get_roi_head_cfg', 'shrink_person_search_cfg'
+]

@@ -1,0 +1,123 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+"""Inference speed of a person search detector in its re-id modes.
+
+Times, on the same gallery images and in one run (modes interleaved image by
+image, so that machine noise hits them alike):
+
+- ``plain``: the detector alone (RPN + box head, no re-id feature);
+- ``scene``: + the scene embedding ``p`` of the returned detections;
+- ``fused``: + the crop pass ``g`` for the boxes that survive score
+  threshold and NMS (mmps's default);
+- ``fused_all_proposals``: the reference behaviour, ``p`` and a crop pass for
+  every proposal before NMS.
+
+Prints one ``name: value`` line per figure: seconds per image, images per
+second and the ratio of each mode to ``plain``. Without ``--data-root`` a
+synthetic PRW-format root is generated in a temporary folder.
+
+Example::
+
+    python tools/analysis_tools/benchmark_inference.py \\
+        configs/dicl_synthetic_prw.py --checkpoint work_dirs/x/epoch_8.pth
+"""
+import argparse
+import json
+import tempfile
+import time
+
+import torch
+from mmdet.models.detectors import TwoStageDetector
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.runner import load_checkpoint
+
+from mmps.registry import DATASETS, MODELS
+from mmps.utils import register_all_modules
+
+MODES = ('plain', 'scene', 'fused', 'fused_all_proposals')
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config', nargs='?',
+                        default='configs/dicl_synthetic_prw.py')
+    parser.add_argument('--checkpoint', help='weights (default: as built)')
+    parser.add_argument('--data-root', help='dataset root (test split used)')
+    parser.add_argument('--num-images', type=int, default=8)
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--json', help='also write the figures to this file')
+    return parser.parse_args()
+
+
+def build_batches(cfg, data_root: str, num_images: int, model) -> list:
+    ds_cfg = cfg.test_dataloader.dataset
+    ds_cfg.data_root = data_root
+    dataset = DATASETS.build(ds_cfg)
+    batches = []
+    for i in range(min(num_images, dataset.num_gallery)):
+        data = model.data_preprocessor(pseudo_collate([dataset[i]]), False)
+        batches.append((data['inputs'], data['data_samples']))
+    return batches
+
+
+def run_mode(model, mode: str, inputs, samples):
+    with torch.no_grad():
+        if mode == 'plain':
+            return TwoStageDetector.predict(model, inputs, samples)
+        model.test_cfg['reid_mode'] = mode
+        return model.predict(inputs, samples)
+
+
+def main():
+    args = parse_args()
+    register_all_modules()
+    torch.manual_seed(args.seed)
+    cfg = Config.fromfile(args.config)
+    model = MODELS.build(cfg.model).to(args.device).eval()
+    if args.checkpoint:
+        load_checkpoint(model, args.checkpoint, map_location=args.device)
+    elif cfg.model.backbone.get('init_cfg') is None:
+        model.init_weights()  # nothing to load: the configured random init
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.data_root
+        if root is None:
+            from mmps.datasets.synthetic import make_synthetic_prw
+            root = make_synthetic_prw(tmp, seed=args.seed).root
+        batches = build_batches(cfg, root, args.num_images, model)
+
+    times = {m: 0.0 for m in MODES}
+    dets = {m: 0 for m in MODES}
+    for inputs, samples in batches[:1]:  # warm-up
+        for mode in MODES:
+            run_mode(model, mode, inputs, samples)
+    step = 0
+    for _ in range(args.repeats):
+        for inputs, samples in batches:
+            step += 1  # rotate the order so that no mode always runs first
+            for mode in MODES[step % 4:] + MODES[:step % 4]:
+                start = time.perf_counter()
+                out = run_mode(model, mode, inputs, samples)
+                times[mode] += time.perf_counter() - start
+                dets[mode] += len(out[0].pred_instances)
+    n = args.repeats * len(batches)
+    figures = {'num_images': len(batches), 'repeats': args.repeats,
+               'dets_per_img': dets['fused'] / n,
+               'proposals_per_img': cfg.model.test_cfg.rpn.max_per_img}
+    for mode in MODES:
+        figures[f'{mode}_s_per_img'] = times[mode] / n
+        figures[f'{mode}_img_per_s'] = n / times[mode]
+    for mode in MODES[1:]:
+        figures[f'{mode}_ratio'] = times[mode] / times['plain']
+    for name, value in figures.items():
+        print(f'{name}: {value:.4g}' if isinstance(value, float) else
+              f'{name}: {value}')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(figures, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
