@@ -1,0 +1,79 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+"""tools/train.py -> tools/test.py --out -> eval_search.py on a tiny synthetic
+root: the test loop prints the metrics, and the results file evaluates offline
+to the same numbers."""
+import json
+import os.path as osp
+import re
+import subprocess
+import sys
+
+import pytest
+
+from mmps.datasets.synthetic import make_synthetic_prw
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(REPO, 'configs', 'dicl_synthetic_prw.py')
+METRICS = ('mAP', 'top-1', 'top-5', 'top-10', 'det_recall', 'det_ap')
+
+
+def run(args, cwd):
+    out = subprocess.run([sys.executable] + args, capture_output=True,
+                         text=True, cwd=cwd, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout + out.stderr
+
+
+@pytest.fixture(scope='module')
+def root(tmp_path_factory):
+    return make_synthetic_prw(
+        str(tmp_path_factory.mktemp('prw')), seed=4, num_images=24,
+        num_ids=8, image_size=(120, 200)).root
+
+
+def logged_metrics(log: str) -> dict:
+    line = [ln for ln in log.splitlines() if 'Epoch(test)' in ln][-1]
+    return {k: float(re.search(rf'{k}: ([0-9.]+)', line).group(1))
+            for k in METRICS}
+
+
+def check_offline(root, results, metrics, tmp_path):
+    out = run([
+        osp.join(REPO, 'tools/analysis_tools/eval_search.py'), '--dataset',
+        'prw', '--data-root', root, '--results', results
+    ], tmp_path)
+    offline = json.loads(out[out.index('{'):out.rindex('}') + 1])
+    for k in METRICS:  # the log rounds to 4 digits
+        assert offline[k] == pytest.approx(metrics[k], abs=1e-4), k
+
+
+def test_test_py_on_initialised_model(root, tmp_path):
+    results = str(tmp_path / 'results.npz')
+    log = run([
+        osp.join(REPO, 'tools/test.py'), CONFIG, '--out', results,
+        '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+        f'test_dataloader.dataset.data_root={root}'
+    ], REPO)
+    assert 'Person search (' in log and '| mAP' in log
+    check_offline(root, results, logged_metrics(log), tmp_path)
+
+
+def test_train_then_test_checkpoint(root, tmp_path):
+    work = str(tmp_path / 'w')
+    opts = [
+        f'train_dataloader.dataset.data_root={root}',
+        f'test_dataloader.dataset.data_root={root}',
+        f'val_dataloader.dataset.data_root={root}', 'train_cfg.max_epochs=1',
+        'train_cfg.val_interval=1'
+    ]
+    log = run([osp.join(REPO, 'tools/train.py'), CONFIG, '--work-dir', work,
+               '--cfg-options'] + opts, REPO)
+    assert 'Epoch(val) [1]' in log
+    ckpt = osp.join(work, 'epoch_1.pth')
+    assert osp.isfile(ckpt)
+    results = str(tmp_path / 'results.npz')
+    log = run([osp.join(REPO, 'tools/test.py'), CONFIG, ckpt, '--out',
+               results, '--work-dir', work, '--cfg-options'] + opts, REPO)
+    # the checkpoint's weights are the ones evaluated
+    assert 'Load checkpoint from' in log
+    check_offline(root, results, logged_metrics(log), tmp_path)
