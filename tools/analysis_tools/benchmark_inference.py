@@ -46,14 +46,23 @@ def parse_args():
     parser.add_argument('--num-images', type=int, default=8)
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--scale', type=int, nargs=2, metavar=('W', 'H'),
+        help='test scale of the Resize step (e.g. 1500 900, the reference '
+        "test scale); default: the config's")
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--json', help='also write the figures to this file')
     return parser.parse_args()
 
 
-def build_batches(cfg, data_root: str, num_images: int, model) -> list:
+def build_batches(cfg, data_root: str, num_images: int, model,
+                  scale=None) -> list:
     ds_cfg = cfg.test_dataloader.dataset
     ds_cfg.data_root = data_root
+    if scale is not None:
+        resize = [t for t in ds_cfg.pipeline if t.type == 'Resize']
+        assert resize, 'the test pipeline has no Resize step to rescale'
+        resize[0].scale = tuple(scale)
     dataset = DATASETS.build(ds_cfg)
     batches = []
     for i in range(min(num_images, dataset.num_gallery)):
@@ -86,7 +95,8 @@ def main():
         if root is None:
             from mmps.datasets.synthetic import make_synthetic_prw
             root = make_synthetic_prw(tmp, seed=args.seed).root
-        batches = build_batches(cfg, root, args.num_images, model)
+        batches = build_batches(cfg, root, args.num_images, model,
+                                args.scale)
 
     times = {m: 0.0 for m in MODES}
     dets = {m: 0 for m in MODES}
@@ -104,6 +114,8 @@ def main():
                 dets[mode] += len(out[0].pred_instances)
     n = args.repeats * len(batches)
     figures = {'num_images': len(batches), 'repeats': args.repeats,
+               'input_pixels': int(batches[0][0].shape[-2] *
+                                   batches[0][0].shape[-1]),
                'dets_per_img': dets['fused'] / n,
                'proposals_per_img': cfg.model.test_cfg.rpn.max_per_img}
     for mode in MODES:
