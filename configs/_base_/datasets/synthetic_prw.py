@@ -3,19 +3,20 @@
 _base_ = './prw.py'
 
 data_root = 'data/synthetic/prw/'
+# short side 240 .. 320 for training, the frames' own 400x240 for testing
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadPersonSearchAnnotations', with_bbox=True),
     dict(
         type='RandomChoiceResize',
-        scales=[(400, 240), (533, 320), (667, 400)],
+        scales=[(400, 240), (467, 280), (533, 320)],
         keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackPersonSearchInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(533, 320), keep_ratio=True),
+    dict(type='Resize', scale=(400, 240), keep_ratio=True),
     dict(type='LoadPersonSearchAnnotations', with_bbox=True),
     dict(type='PackPersonSearchInputs'),
 ]

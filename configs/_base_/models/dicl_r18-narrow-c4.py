@@ -1,0 +1,31 @@
+# DICL sized for CPU runs on the synthetic sets: a narrow ResNet-18 (base 16
+# channels) trained from scratch, 64-channel neck / heads, 32 RoIs per image,
+# few proposals, plain convs in place of the neck / head DCNs (mmcv's CPU
+# deformable-conv backward alone costs ~3x the rest of an iteration here; set
+# dcn=True for the reference architecture).
+_base_ = './dicl_r50-c4.py'
+
+norm_cfg = dict(type='BN', requires_grad=True)
+channels = 64  # C4 of a ResNet-18 with base_channels=16
+model = dict(
+    backbone=dict(
+        depth=18,
+        base_channels=16,
+        style='pytorch',
+        frozen_stages=-1,
+        norm_cfg=norm_cfg,
+        norm_eval=False,
+        init_cfg=None),
+    neck=dict(
+        in_channels=(channels, 2 * channels), out_channels=channels,
+        dcn=False),
+    rpn_head=dict(in_channels=channels, feat_channels=channels),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=channels),
+        shared_head=dict(in_channels=channels, dcn=False),
+        bbox_head=dict(in_channels=channels, conv_out_channels=(64, 64)),
+        reid_head=dict(in_channels=channels)),
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=2000, max_per_img=300),
+        rcnn=dict(sampler=dict(num=32))),
+    test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=100)))

@@ -1,0 +1,19 @@
+# A short schedule for the narrow CPU models on the synthetic sets (batch 2).
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=8, val_interval=8)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4),
+    clip_grad=dict(max_norm=10, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(
+        type='MultiStepLR',
+        begin=0,
+        end=8,
+        by_epoch=True,
+        milestones=[6],
+        gamma=0.1)
+]
+auto_scale_lr = dict(enable=False, base_batch_size=2)
