@@ -7,6 +7,8 @@ from mmps.registry import TRANSFORMS
 PERSON_SEARCH_INSTANCE_KEYS = {
     'gt_instances_ids': 'instances_ids',
     'gt_person_ids': 'person_ids',
+    'gt_crops': 'crops',  # InstanceViews: (N, 3, h, w) uint8
+    'gt_occluded': 'occluded',  # BoxOcclusion: (N, ) bool
 }
 
 
@@ -14,10 +16,11 @@ PERSON_SEARCH_INSTANCE_KEYS = {
 class PackPersonSearchInputs(PackDetInputs):
     """Pack a person search sample: mmdet's fields plus per-box identities.
 
-    ``gt_instances_ids`` / ``gt_person_ids`` go into ``gt_instances`` (as
-    ``instances_ids`` / ``person_ids``) beside ``bboxes`` and ``labels``, split
-    by ``gt_ignore_flags`` the same way, so they stay aligned with the boxes
-    and any length mismatch is an error.
+    ``gt_instances_ids`` / ``gt_person_ids`` (and, when the Siamese
+    transforms ran, ``gt_crops`` / ``gt_occluded``) go into ``gt_instances``
+    (as ``instances_ids`` / ``person_ids`` / ``crops`` / ``occluded``) beside
+    ``bboxes`` and ``labels``, split by ``gt_ignore_flags`` the same way, so
+    they stay aligned with the boxes and any length mismatch is an error.
 
     Args:
         meta_keys (tuple): Keys copied to the data sample's metainfo; by

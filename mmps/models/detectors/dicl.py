@@ -1,4 +1,10 @@
 # Copyright (c) OpenMMLab. All rights reserved.
+from typing import Optional
+
+import torch
+from mmdet.structures import SampleList
+from torch import Tensor
+
 from mmps.registry import MODELS
 from .person_search_detector import PersonSearchDetector
 
@@ -16,3 +22,29 @@ class DICL(PersonSearchDetector):
     branch) plug into :meth:`embed_gt_instances` and the RoI head's
     ``loss_reid``; until they do, training optimises the detection losses.
     """
+
+    def embed_gt_instances(self, batch_inputs: Tensor,
+                           batch_data_samples: SampleList) -> Optional[Tensor]:
+        """Instance-branch embeddings ``g`` of the GT boxes of the batch.
+
+        The views come from the pipeline (``InstanceViews``, packed as
+        ``gt_instances.crops`` and normalised by
+        ``PersonSearchDataPreprocessor``): crops of the augmented scene cut
+        *before* ``BoxOcclusion`` masks it. Without them (no Siamese
+        transforms in the pipeline) there is no instance branch: None.
+
+        Args:
+            batch_inputs (Tensor): (B, C, H, W) preprocessed inputs.
+            batch_data_samples (list[DetDataSample]): The batch.
+
+        Returns:
+            Tensor or None: (G, D) embeddings, image by image in GT order.
+        """
+        with_crops = ['crops' in s.gt_instances for s in batch_data_samples]
+        if not any(with_crops):
+            return None
+        if not all(with_crops):
+            raise ValueError('some samples of the batch have instance views '
+                             '(gt_instances.crops) and others not')
+        crops = torch.cat([s.gt_instances.crops for s in batch_data_samples])
+        return self.embed_crops(crops.to(batch_inputs))

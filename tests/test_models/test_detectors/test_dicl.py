@@ -1,0 +1,63 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+"""DICL's instance branch in training: the pipeline's views of the GT boxes."""
+import copy
+
+import pytest
+import torch
+
+from mmps.registry import MODELS
+from mmps.testing import (demo_person_search_inputs, get_detector_cfg,
+                          shrink_person_search_cfg)
+
+
+def _model():
+    cfg = shrink_person_search_cfg(get_detector_cfg('dicl_prw.py'))
+    cfg.data_preprocessor.type = 'PersonSearchDataPreprocessor'
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+def _with_views(model, data, num_views=None):
+    """Add uint8 views of the right size to every sample's GT."""
+    h, w = model.crop_size
+    gen = torch.Generator().manual_seed(0)
+    for sample in data['data_samples'][:num_views]:
+        n = len(sample.gt_instances)
+        sample.gt_instances.crops = torch.randint(
+            0, 256, (n, 3, h, w), generator=gen, dtype=torch.uint8)
+    return data
+
+
+def test_embed_gt_instances_uses_the_packed_views():
+    model = _model().eval()
+    data = _with_views(model, demo_person_search_inputs(2, num_items=[2, 3]))
+    raw = [s.gt_instances.crops.clone() for s in data['data_samples']]
+    data = model.data_preprocessor(data, True)
+    with torch.no_grad():
+        embeds = model.embed_gt_instances(data['inputs'],
+                                          data['data_samples'])
+        pre = model.data_preprocessor.preprocess_crops(torch.cat(raw))
+        expected = model.embed_crops(pre)
+    assert embeds.shape == (5, model.roi_head.embed_dim)
+    torch.testing.assert_close(embeds, expected)
+    torch.testing.assert_close(embeds.norm(dim=1), torch.ones(5))
+
+
+def test_no_views_no_instance_branch_and_mixed_batches_fail():
+    model = _model()
+    data = demo_person_search_inputs(2, num_items=[1, 2])
+    pre = model.data_preprocessor(copy.deepcopy(data), True)
+    assert model.embed_gt_instances(pre['inputs'],
+                                    pre['data_samples']) is None
+    # the training step runs with views in the batch
+    views = model.data_preprocessor(_with_views(model, copy.deepcopy(data)),
+                                    True)
+    losses = model.loss(views['inputs'], views['data_samples'])
+    assert torch.isfinite(sum(v for k, v in losses.items()
+                              if k.startswith('loss') and
+                              isinstance(v, torch.Tensor)))
+    mixed = model.data_preprocessor(
+        _with_views(model, copy.deepcopy(data), num_views=1), True)
+    with pytest.raises(ValueError, match='some samples of the batch'):
+        model.embed_gt_instances(mixed['inputs'], mixed['data_samples'])
