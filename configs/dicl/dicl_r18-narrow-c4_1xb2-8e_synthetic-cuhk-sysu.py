@@ -12,3 +12,17 @@ model = dict(
 val_evaluator = dict(type='PersonSearchMetric')
 test_evaluator = val_evaluator
 default_hooks = dict(logger=dict(interval=10))
+
+# DICL's memory (DESIGN §1.4): filled before training from the model in eval
+# mode over every training image, re-clustered before every epoch
+# (min_samples 2 on CUHK-SYSU).
+custom_hooks = [
+    dict(type='InstanceMemoryInitHook'),
+    dict(
+        type='PseudoLabelHook',
+        eps=(0.68, 0.70, 0.72),
+        min_samples=2,
+        k1=30,
+        k2=6,
+        scene_constraint=True),
+]

@@ -6,3 +6,17 @@ _base_ = [
 # PRW: RoI positives at IoU >= 0.7 (the model default).
 val_evaluator = dict(type='PersonSearchMetric')
 test_evaluator = val_evaluator
+
+# DICL's memory (DESIGN §1.4): filled before training from the model in eval
+# mode over every training image, re-clustered before every epoch
+# (min_samples 4 on PRW).
+custom_hooks = [
+    dict(type='InstanceMemoryInitHook'),
+    dict(
+        type='PseudoLabelHook',
+        eps=(0.68, 0.70, 0.72),
+        min_samples=4,
+        k1=30,
+        k2=6,
+        scene_constraint=True),
+]

@@ -227,3 +227,21 @@ def demo_person_search_inputs(batch_size: int = 2,
         next_instance += num
         data_samples.append(sample)
     return dict(inputs=inputs, data_samples=data_samples)
+
+
+def prepare_instance_memory(model, num_slots: int = 64) -> None:
+    """Size the instance memory of a DICL model (if any) for fake inputs.
+
+    In training the memory is sized from the dataset by
+    ``InstanceMemoryInitHook``; a test that runs ``loss`` on
+    :func:`demo_person_search_inputs` (``instances_ids`` 0, 1, ...) calls
+    this first.
+
+    Args:
+        model (nn.Module): A detector (its ``roi_head.memory``, when
+            present, is resized: zero features, every slot its own label).
+        num_slots (int): Number of slots. Defaults to 64.
+    """
+    memory = getattr(getattr(model, 'roi_head', None), 'memory', None)
+    if memory is not None:
+        memory.resize_(num_slots)

@@ -3,13 +3,17 @@
 root: the test loop prints the metrics, and the results file evaluates offline
 to the same numbers."""
 import json
+import math
 import os.path as osp
 import re
 import subprocess
 import sys
 
 import pytest
+from mmengine.runner.checkpoint import _load_checkpoint
 
+import mmps.engine  # noqa: F401  registers the checkpoint loader
+from mmps.datasets import PRWDataset
 from mmps.datasets.synthetic import make_synthetic_prw
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -69,8 +73,18 @@ def test_train_then_test_checkpoint(root, tmp_path):
     log = run([osp.join(REPO, 'tools/train.py'), CONFIG, '--work-dir', work,
                '--cfg-options'] + opts, REPO)
     assert 'Epoch(val) [1]' in log
+    # DICL's hooks: the memory filled before training, labels before the
+    # epoch, and both saved with the frozen threshold
+    assert re.search(r'InstanceMemoryInitHook: (\d+) / \1 memory slots', log)
+    assert 'PseudoLabelHook (cluster, epoch 0): num_clusters' in log
+    assert 'loss_id' in log and 'loss_sim' in log and 'loss_triplet' in log
     ckpt = osp.join(work, 'epoch_1.pth')
     assert osp.isfile(ckpt)
+    state = _load_checkpoint(ckpt, map_location='cpu')['state_dict']
+    num_slots = PRWDataset(data_root=root, split='train').num_instances
+    assert state['roi_head.memory.features'].shape == (num_slots, 256)
+    assert bool(state['roi_head.memory.initialized'])
+    assert not math.isnan(float(state['roi_head.memory.indep_threshold']))
     results = str(tmp_path / 'results.npz')
     log = run([osp.join(REPO, 'tools/test.py'), CONFIG, ckpt, '--out',
                results, '--work-dir', work, '--cfg-options'] + opts, REPO)

@@ -14,6 +14,10 @@ train_pipeline = [
                 (1667, 1000), (2000, 1200)],
         keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
+    # DICL's Siamese branch (SIC): a 224x96 view of every GT box, cut from
+    # the augmented scene before the occlusion (OIC) masks it
+    dict(type='InstanceViews', crop_size=(224, 96)),
+    dict(type='BoxOcclusion', grid=(14, 6), num_cells=2, prob=0.5),
     dict(type='PackPersonSearchInputs'),
 ]
 test_pipeline = [

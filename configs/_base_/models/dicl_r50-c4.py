@@ -12,7 +12,8 @@ norm_cfg = dict(type='BN', requires_grad=False)
 model = dict(
     type='DICL',
     data_preprocessor=dict(
-        type='DetDataPreprocessor',
+        # DetDataPreprocessor + the instance views (gt_instances.crops)
+        type='PersonSearchDataPreprocessor',
         mean=[103.530, 116.280, 123.675],  # caffe BGR
         std=[1.0, 1.0, 1.0],
         bgr_to_rgb=False,
@@ -54,7 +55,7 @@ model = dict(
             type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
         loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
     roi_head=dict(
-        type='PersonSearchRoIHead',
+        type='DICLRoIHead',
         bbox_roi_extractor=dict(
             type='SingleRoIExtractor',
             # Plain RoIAlign works on CPU and GPU. The reference pools with a
@@ -87,7 +88,32 @@ model = dict(
             type='ReIDEmbeddingHead',
             in_channels=1024,
             roi_size=(14, 6),
-            out_channels=256)),
+            out_channels=256),
+        # DESIGN §1.2-§1.4: one 256-d slot per training box (sized from the
+        # dataset by InstanceMemoryInitHook), momentum 0.2
+        memory=dict(type='InstanceMemory', feat_dim=256, momentum=0.2),
+        # memory contrast against cluster centroids, hardest 60% negatives
+        loss_id=dict(
+            type='ClusterMemoryContrastLoss',
+            temperature=0.05,
+            top_percent=0.6,
+            loss_weight=1.0),
+        # SIC: many-to-one (1 - p.g) and dense similarity KL (the reference's
+        # temperature 1 and element-mean reduction)
+        loss_sim=dict(type='ManyToOneLoss', loss_weight=1.0),
+        loss_kl=dict(
+            type='DenseSimilarityKLLoss',
+            temperature=1.0,
+            reduction='mean',
+            loss_weight=0.1),
+        loss_triplet=dict(
+            type='BatchHardTripletWithBackgroundLoss',
+            margin=0.3,
+            bg_weight=0.25,
+            loss_weight=1.0),
+        # 'cluster': pseudo labels (weakly supervised); 'person_id': the
+        # dataset identities (fully supervised)
+        label_source='cluster'),
     # instance crops: (h, w) = RoI size x 16
     crop_size=(224, 96),
     train_cfg=dict(

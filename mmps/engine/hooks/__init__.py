@@ -1,1 +1,5 @@
 # Copyright (c) OpenMMLab. All rights reserved.
+from .instance_memory_init_hook import InstanceMemoryInitHook
+from .pseudo_label_hook import PseudoLabelHook
+
+__all__ = ['InstanceMemoryInitHook', 'PseudoLabelHook']

@@ -18,9 +18,10 @@ class DICL(PersonSearchDetector):
     box towers and a 256-d embedding, see ``configs/_base_/models/
     dicl_r50-c4.py``) and its inference: fused scene + instance features
     (:class:`PersonSearchDetector`). Its weakly supervised re-id objectives
-    (many-to-one, dense and memory-contrast losses on the Siamese instance
-    branch) plug into :meth:`embed_gt_instances` and the RoI head's
-    ``loss_reid``; until they do, training optimises the detection losses.
+    plug into :meth:`embed_gt_instances` (the Siamese instance branch) and
+    :meth:`DICLRoIHead.loss_reid` (many-to-one, dense, memory-contrast and
+    triplet losses, memory update); the memory is filled and labelled by
+    ``InstanceMemoryInitHook`` and ``PseudoLabelHook``.
     """
 
     def embed_gt_instances(self, batch_inputs: Tensor,

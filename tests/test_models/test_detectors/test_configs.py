@@ -12,7 +12,8 @@ import torch
 
 from mmps.registry import METRICS, MODELS
 from mmps.testing import (demo_person_search_inputs, get_config,
-                          get_config_directory, shrink_person_search_cfg)
+                          get_config_directory, prepare_instance_memory,
+                          shrink_person_search_cfg)
 
 CONFIG_DIR = get_config_directory()
 CONFIGS = sorted(
@@ -36,6 +37,7 @@ def test_config_builds_and_runs(fname):
     METRICS.build(copy.deepcopy(cfg.test_evaluator))
     model = MODELS.build(shrink_person_search_cfg(copy.deepcopy(cfg.model)))
     model.init_weights()
+    prepare_instance_memory(model)
 
     model.train()
     data = demo_person_search_inputs(
@@ -134,3 +136,37 @@ def test_the_assigner_ignores_between_the_thresholds():
     ])
     res = assigner.assign(InstanceData(priors=priors), gt)
     assert res.gt_inds.tolist() == [1, 1, -1, 0, 0]
+
+
+@pytest.mark.parametrize('fname,min_samples', [
+    ('dicl_prw.py', 4), ('dicl_cuhk-sysu.py', 2),
+    ('dicl_synthetic_prw.py', 4), ('dicl_synthetic_cuhk-sysu.py', 2)
+])
+def test_dicl_training_settings(fname, min_samples):
+    """DESIGN §1.2-§1.4 in the reference and the CPU configs alike."""
+    cfg = get_config(fname)
+    m = cfg.model
+    assert m.data_preprocessor.type == 'PersonSearchDataPreprocessor'
+    roi = m.roi_head
+    assert roi.type == 'DICLRoIHead' and roi.label_source == 'cluster'
+    assert roi.memory == dict(
+        type='InstanceMemory', feat_dim=256, momentum=0.2)
+    assert (roi.loss_id.temperature, roi.loss_id.top_percent,
+            roi.loss_id.loss_weight) == (0.05, 0.6, 1.0)
+    assert roi.loss_sim.loss_weight == 1.0
+    assert (roi.loss_kl.loss_weight, roi.loss_kl.temperature,
+            roi.loss_kl.reduction) == (0.1, 1.0, 'mean')
+    assert (roi.loss_triplet.margin, roi.loss_triplet.bg_weight) == (0.3,
+                                                                     0.25)
+    steps = [t.type for t in cfg.train_dataloader.dataset.pipeline]
+    flip = steps.index('RandomFlip')
+    assert steps[flip + 1:flip + 4] == [
+        'InstanceViews', 'BoxOcclusion', 'PackPersonSearchInputs'
+    ]
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    assert pipeline[flip + 1].crop_size == m.crop_size == (224, 96)
+    assert (pipeline[flip + 2].grid, pipeline[flip + 2].num_cells,
+            pipeline[flip + 2].prob) == ((14, 6), 2, 0.5)
+    hooks = {h.type: h for h in cfg.custom_hooks}
+    assert set(hooks) == {'InstanceMemoryInitHook', 'PseudoLabelHook'}
+    assert hooks['PseudoLabelHook'].min_samples == min_samples

@@ -7,7 +7,7 @@ import torch
 
 from mmps.registry import MODELS
 from mmps.testing import (demo_person_search_inputs, get_detector_cfg,
-                          shrink_person_search_cfg)
+                          prepare_instance_memory, shrink_person_search_cfg)
 
 
 def _model():
@@ -15,6 +15,7 @@ def _model():
     cfg.data_preprocessor.type = 'PersonSearchDataPreprocessor'
     model = MODELS.build(cfg)
     model.init_weights()
+    prepare_instance_memory(model)
     return model
 
 

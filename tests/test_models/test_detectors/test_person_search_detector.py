@@ -10,7 +10,7 @@ from mmengine.structures import InstanceData
 from mmps.models.detectors import DICL, PersonSearchDetector
 from mmps.registry import MODELS
 from mmps.testing import (demo_person_search_inputs, get_detector_cfg,
-                          shrink_person_search_cfg)
+                          prepare_instance_memory, shrink_person_search_cfg)
 
 SHAPE = (3, 96, 128)
 SF = (0.5, 0.5)  # the test pipeline resized the original images by 0.5
@@ -21,6 +21,7 @@ def _model(**test_cfg):
     cfg.test_cfg.update(test_cfg)
     model = MODELS.build(cfg)
     model.init_weights()
+    prepare_instance_memory(model)
     return model.eval()
 
 

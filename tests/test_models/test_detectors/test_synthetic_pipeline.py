@@ -78,6 +78,7 @@ def test_one_training_step(setup):
     cfg, model = setup
     model.train()
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
+    model.roi_head.memory.resize_(loader.dataset.num_instances)
     optim_wrapper = build_optim_wrapper(model,
                                         copy.deepcopy(cfg.optim_wrapper))
     log = model.train_step(next(iter(loader)), optim_wrapper)

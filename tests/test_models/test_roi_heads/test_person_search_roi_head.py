@@ -36,6 +36,9 @@ def _head(cls=None):
     if cls is None:
         return MODELS.build(cfg)
     cfg.pop('type')
+    for key in ('memory', 'loss_id', 'loss_sim', 'loss_kl', 'loss_triplet',
+                'label_source'):  # DICLRoIHead's own arguments
+        cfg.pop(key, None)
     return cls(**cfg)
 
 
@@ -132,7 +135,7 @@ def test_loss_without_gt():
 
 
 def test_default_hook_adds_no_loss():
-    head = _head().train()
+    head = _head(PersonSearchRoIHead).train()
     data = demo_person_search_inputs(2, (3, H, W), num_items=[2, 2])
     losses = head.loss(
         _feats(head), _proposals([10, 10]), data['data_samples'])

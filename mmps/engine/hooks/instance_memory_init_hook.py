@@ -1,0 +1,219 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+import copy
+from typing import List, Optional, Sequence
+
+import torch
+from mmdet.structures.bbox import bbox2roi, get_box_tensor
+from mmengine import dist
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from mmps.registry import HOOKS, TRANSFORMS
+
+#: Random steps dropped from the train pipeline for the initialisation.
+RANDOM_TRANSFORMS = ('RandomFlip', 'BoxOcclusion')
+#: Random resizes replaced by a fixed ``Resize``.
+RANDOM_RESIZES = ('RandomChoiceResize', 'RandomResize')
+
+
+def unwrap_model(runner) -> torch.nn.Module:
+    """The runner's model without its (DDP...) wrapper."""
+    model = runner.model
+    return model.module if is_model_wrapper(model) else model
+
+
+def get_memory(model: torch.nn.Module):
+    """The ``InstanceMemory`` of a DICL-style model (``roi_head.memory``)."""
+    memory = getattr(getattr(model, 'roi_head', None), 'memory', None)
+    if memory is None:
+        raise TypeError(f'{type(model).__name__} has no roi_head.memory: the '
+                        'instance memory hooks need a DICLRoIHead')
+    return memory
+
+
+def train_dataset(runner):
+    """The person search dataset of the training loop (wrappers such as
+    ``RepeatDataset`` unwrapped)."""
+    dataset = runner.train_dataloader.dataset
+    while not hasattr(dataset, 'num_instances') and hasattr(
+            dataset, 'dataset'):
+        dataset = dataset.dataset
+    if not hasattr(dataset, 'num_instances'):
+        raise TypeError(f'{type(dataset).__name__} has no num_instances: the '
+                        'instance memory needs a person search train split')
+    return dataset
+
+
+def slot_image_ids(dataset) -> torch.Tensor:
+    """``img_id`` of the image of every training box, indexed by slot."""
+    image_ids = torch.full((dataset.num_instances, ), -1, dtype=torch.long)
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        for inst in info['instances']:
+            if inst.get('instance_id', -1) >= 0:
+                image_ids[inst['instance_id']] = int(info['img_id'])
+    return image_ids
+
+
+@HOOKS.register_module()
+class InstanceMemoryInitHook(Hook):
+    """Fill DICL's instance memory before training (DESIGN §1.4).
+
+    ``before_train``, unless the memory is already initialised with one
+    slot per training box (a resumed checkpoint restores it): the memory is
+    resized to the training set's ``num_instances`` with the image of every
+    slot, then the model, in eval mode and without gradients, runs over
+    every training image with a deterministic pipeline and writes, for
+    every GT box, the fused feature
+    ``normalize((p + g) / 2)`` into the box's slot (``instances_ids``):
+    ``p`` = scene embedding of the GT box as a RoI, ``g`` = embedding of its
+    instance view (``InstanceViews``; without views, ``p`` alone, as in
+    training).
+
+    Distributed: each rank embeds a shard of the images
+    (``rank::world_size``), the features are all-gathered once, and every
+    rank writes all of them: the memory is identical on every rank.
+
+    The pipeline must give boxes and views in input pixels (load the
+    annotations *before* the resize, as the train pipeline does). By
+    default it is the train pipeline without its random steps: ``RandomFlip``
+    and ``BoxOcclusion`` dropped, a random resize (``RandomChoiceResize``,
+    ``RandomResize``) replaced by a fixed ``Resize`` to the scale of the
+    test pipeline's ``Resize`` (else the largest of the random scales).
+
+    Args:
+        pipeline (Sequence[dict], optional): The deterministic pipeline.
+            Defaults to None (derived from the train pipeline as above).
+        batch_size (int): Images per forward. Defaults to 1.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self,
+                 pipeline: Optional[Sequence[dict]] = None,
+                 batch_size: int = 1) -> None:
+        if batch_size < 1:
+            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        self.pipeline = None if pipeline is None else list(pipeline)
+        self.batch_size = int(batch_size)
+
+    # ------------------------------------------------------------------ #
+    # pipeline
+    # ------------------------------------------------------------------ #
+    @staticmethod
+    def _test_scale(runner) -> Optional[tuple]:
+        cfg = runner.cfg.get('test_dataloader') or {}
+        for t in cfg.get('dataset', {}).get('pipeline', []) or []:
+            if t.get('type') == 'Resize' and 'scale' in t:
+                return tuple(t['scale'])
+        return None
+
+    def deterministic_pipeline(self, runner) -> List[dict]:
+        """The pipeline of the initialisation (configs, see the class)."""
+        if self.pipeline is not None:
+            return copy.deepcopy(self.pipeline)
+        train_pipeline = runner.cfg.train_dataloader.dataset.get('pipeline')
+        if not train_pipeline:
+            raise ValueError('InstanceMemoryInitHook: no train pipeline in '
+                             'the config; give the hook a pipeline')
+        test_scale = self._test_scale(runner)
+        pipeline = []
+        for t in copy.deepcopy(list(train_pipeline)):
+            t = dict(t)
+            kind = t.get('type')
+            if kind in RANDOM_TRANSFORMS:
+                continue
+            if kind in RANDOM_RESIZES:
+                scales = t.get('scales', t.get('scale'))
+                scale = test_scale or max(
+                    (tuple(s) for s in scales), key=lambda s: s[0] * s[1])
+                t = dict(
+                    type='Resize',
+                    scale=scale,
+                    keep_ratio=t.get('keep_ratio', True))
+            pipeline.append(t)
+        return pipeline
+
+    # ------------------------------------------------------------------ #
+    # hook
+    # ------------------------------------------------------------------ #
+    def before_train(self, runner) -> None:
+        model = unwrap_model(runner)
+        memory = get_memory(model)
+        dataset = train_dataset(runner)
+        if bool(memory.initialized):
+            if memory.num_slots == dataset.num_instances:
+                runner.logger.info('InstanceMemoryInitHook: the memory is '
+                                   'already initialised (resumed), skipped')
+                return
+            runner.logger.warning(
+                f'InstanceMemoryInitHook: the loaded memory has '
+                f'{memory.num_slots} slots, the training set '
+                f'{dataset.num_instances} boxes: initialised again')
+            memory.resize_(0)  # reset every buffer
+        memory.resize_(dataset.num_instances)
+        memory.set_image_ids(slot_image_ids(dataset))
+        pipeline = Compose(
+            [TRANSFORMS.build(t) for t in self.deterministic_pipeline(runner)])
+
+        was_training = model.training
+        model.eval()
+        try:
+            slots, feats = self.embed_shard(model, dataset, pipeline)
+        finally:
+            model.train(was_training)
+        device = memory.features.device
+        memory.init_features(
+            slots.to(device), feats.to(device), gather=True)
+        written = memory.features.norm(dim=1) > 0
+        message = (f'InstanceMemoryInitHook: {int(written.sum())} / '
+                   f'{memory.num_slots} memory slots initialised from '
+                   f'{len(dataset)} images')
+        if not bool(written.all()):
+            runner.logger.warning(message + ' (the pipeline dropped boxes)')
+        else:
+            runner.logger.info(message)
+
+    @torch.no_grad()
+    def embed_shard(self, model, dataset, pipeline) -> tuple:
+        """Fused features of the GT boxes of this rank's images.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``slots`` (n, ) and ``feats`` (n, D), on
+            the model's device.
+        """
+        rank, world_size = dist.get_dist_info()
+        indices = list(range(rank, len(dataset), world_size))
+        slots, feats = [], []
+        for start in range(0, len(indices), self.batch_size):
+            batch = [
+                pipeline(copy.deepcopy(dataset.get_data_info(i)))
+                for i in indices[start:start + self.batch_size]
+            ]
+            data = model.data_preprocessor(pseudo_collate(batch), False)
+            s, f = self.embed_batch(model, data['inputs'],
+                                    data['data_samples'])
+            slots.append(s)
+            feats.append(f)
+        embed_dim = model.roi_head.embed_dim
+        device = next(model.parameters()).device
+        if not slots:
+            return (torch.zeros(0, dtype=torch.long, device=device),
+                    torch.zeros(0, embed_dim, device=device))
+        return torch.cat(slots), torch.cat(feats)
+
+    @staticmethod
+    def embed_batch(model, inputs, data_samples) -> tuple:
+        """Slots and fused features ``normalize((p + g) / 2)`` of the GT
+        boxes of a preprocessed batch (``p`` alone without views)."""
+        gts = [s.gt_instances for s in data_samples]
+        rois = bbox2roi([get_box_tensor(g.bboxes) for g in gts])
+        slots = torch.cat([g.instances_ids.reshape(-1).long() for g in gts])
+        if rois.size(0) == 0:
+            return slots, inputs.new_zeros((0, model.roi_head.embed_dim))
+        x = model.extract_feat(inputs)
+        p = model.roi_head.embed_rois(x, rois.to(inputs))
+        g = model.embed_gt_instances(inputs, data_samples)
+        feats = p if g is None else model.roi_head.fuse_embeddings(p, g)
+        return slots.to(feats.device), feats
