@@ -69,12 +69,15 @@ def test_the_configs_use_both_hooks():
         assert [h.type for h in hooks] == [
             'InstanceMemoryInitHook', 'PseudoLabelHook'
         ]
-        assert hooks[1].min_samples == min_samples
-        assert hooks[1].eps == (0.68, 0.70, 0.72)
-        assert (hooks[1].k1, hooks[1].k2) == (30, 6)
-        for h in hooks:
-            assert isinstance(HOOKS.build(h), (InstanceMemoryInitHook,
-                                               PseudoLabelHook))
+        built = [HOOKS.build(h) for h in hooks]
+        assert isinstance(built[0], InstanceMemoryInitHook)
+        assert isinstance(built[1], PseudoLabelHook)
+        # the reference clustering: min_samples per dataset, the rest the
+        # hook's defaults
+        assert built[1].min_samples == min_samples
+        assert built[1].eps == (0.68, 0.70, 0.72)
+        assert (built[1].k1, built[1].k2) == (30, 6)
+        assert built[1].scene_constraint
 
 
 def test_default_init_pipeline_is_the_train_pipeline_without_randomness(
