@@ -181,7 +181,7 @@ class PersonSearchRoIHead(StandardRoIHead):
             - ``batch_gt_inds`` (P, ): the matched GT box in the batch-wise
               concatenation of the GT boxes (the row of its crop embedding);
             - ``priors`` (P, 4), ``gt_bboxes`` (P, 4);
-            - every other per-box field of the GT (``instances_ids``,
+            - every other per-box scalar field of the GT (``instances_ids``,
               ``person_ids``...), indexed by ``gt_inds``.
         """
         device = bbox_feats.device
@@ -200,7 +200,9 @@ class PersonSearchRoIHead(StandardRoIHead):
             priors.append(get_box_tensor(res.pos_priors))
             gt_bboxes.append(get_box_tensor(res.pos_gt_bboxes))
             for key in gts.keys():
-                if key not in ('bboxes', 'labels'):
+                # per-box scalars (ids, flags); not the boxes, nor the views
+                # (``crops``, which reach the losses embedded as gt_embeds)
+                if key not in ('bboxes', 'labels') and gts[key].dim() == 1:
                     extra.setdefault(key, []).append(gts[key][pos_gt])
             roi_start += num_pos + len(res.neg_inds)
             gt_start += len(gts)
