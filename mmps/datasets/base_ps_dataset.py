@@ -224,14 +224,28 @@ class BasePersonSearchDataset(BaseDetDataset):
             return self.data_list
         return [d for d in self.data_list if d['instances']]
 
+    def get_slot_table(self) -> dict:
+        """Per training box, indexed by instance id (memory slot).
+
+        Returns:
+            dict[str, np.ndarray]: ``person_ids`` (dataset identity, -1
+            unlabeled) and ``img_ids`` (``img_id`` of the box's image).
+        """
+        n = getattr(self, 'num_instances', 0)
+        table = dict(person_ids=np.full(n, -1, np.int64),
+                     img_ids=np.full(n, -1, np.int64))
+        for i in range(len(self)):
+            info = self.get_data_info(i)
+            for inst in info['instances']:
+                slot = inst['instance_id']
+                if slot >= 0:
+                    table['person_ids'][slot] = inst['person_id']
+                    table['img_ids'][slot] = info['img_id']
+        return table
+
     def get_person_ids(self) -> np.ndarray:
         """Dataset identity of every training box, indexed by instance id."""
-        pids = np.full(getattr(self, 'num_instances', 0), -1, np.int64)
-        for i in range(len(self)):
-            for inst in self.get_data_info(i)['instances']:
-                if inst['instance_id'] >= 0:
-                    pids[inst['instance_id']] = inst['person_id']
-        return pids
+        return self.get_slot_table()['person_ids']
 
 
 def _image_size(path: str) -> tuple:

@@ -45,17 +45,6 @@ def train_dataset(runner):
     return dataset
 
 
-def slot_image_ids(dataset) -> torch.Tensor:
-    """``img_id`` of the image of every training box, indexed by slot."""
-    image_ids = torch.full((dataset.num_instances, ), -1, dtype=torch.long)
-    for i in range(len(dataset)):
-        info = dataset.get_data_info(i)
-        for inst in info['instances']:
-            if inst.get('instance_id', -1) >= 0:
-                image_ids[inst['instance_id']] = int(info['img_id'])
-    return image_ids
-
-
 @HOOKS.register_module()
 class InstanceMemoryInitHook(Hook):
     """Fill DICL's instance memory before training (DESIGN §1.4).
@@ -153,7 +142,8 @@ class InstanceMemoryInitHook(Hook):
                 f'{dataset.num_instances} boxes: initialised again')
             memory.resize_(0)  # reset every buffer
         memory.resize_(dataset.num_instances)
-        memory.set_image_ids(slot_image_ids(dataset))
+        memory.set_image_ids(
+            torch.from_numpy(dataset.get_slot_table()['img_ids']))
         pipeline = Compose(
             [TRANSFORMS.build(t) for t in self.deterministic_pipeline(runner)])
 
