@@ -82,22 +82,24 @@ class PseudoLabelHook(Hook):
         self.k1 = int(k1)
         self.k2 = int(k2)
         self.scene_constraint = bool(scene_constraint)
+        self._person_ids: Optional[np.ndarray] = None  # rank 0, on first use
 
     def before_train_epoch(self, runner) -> None:
         model = unwrap_model(runner)
         memory = get_memory(model)
         dataset = train_dataset(runner)
         source = getattr(model.roi_head, 'label_source', 'cluster')
-        person_ids = dataset.get_person_ids() \
-            if hasattr(dataset, 'get_person_ids') else None
 
         device = memory.labels.device
         labels = torch.zeros(memory.num_slots, dtype=torch.long, device=device)
         threshold = torch.full((1, ), float('nan'), device=device)
         info = dict()
         if dist.get_rank() == 0:
+            if self._person_ids is None and hasattr(dataset,
+                                                     'get_person_ids'):
+                self._person_ids = dataset.get_person_ids()  # static: once
             new_labels, new_threshold, info = self.make_labels(
-                memory, source, person_ids)
+                memory, source, self._person_ids)
             labels.copy_(torch.as_tensor(new_labels, device=device))
             if new_threshold is not None:
                 threshold.fill_(float(new_threshold))
