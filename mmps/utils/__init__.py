@@ -1,4 +1,5 @@
 # Copyright (c) OpenMMLab. All rights reserved.
+from .benchmark import report_figures
 from .setup_env import register_all_modules
 
-__all__ = ['register_all_modules']
+__all__ = ['register_all_modules', 'report_figures']

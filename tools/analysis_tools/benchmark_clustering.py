@@ -16,13 +16,14 @@ Example::
     python tools/analysis_tools/benchmark_clustering.py --num 55272
 """
 import argparse
-import json
 import resource
 import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+
+from mmps.utils import report_figures
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -120,11 +121,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
         indep_threshold=round(float(out['indep_threshold'] or 0), 4),
         ari=round(quality['ari'], 4),
         nmi=round(quality['nmi'], 4))
-    for name, value in figures.items():
-        print(f'{name}: {value}')
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(figures, f, indent=2)
+    report_figures(figures, args.json)
     return figures
 
 

@@ -19,7 +19,6 @@ Example::
 extrapolates to all queries and reports the largest AP difference.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import pickle
@@ -332,12 +331,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    for k, v in figures.items():
-        print(f'{k}: {v}' if float(v).is_integer() and not k.endswith('_s')
-              else f'{k}: {float(v):.4g}')
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump({k: float(v) for k, v in figures.items()}, f, indent=1)
+    from mmps.utils import report_figures
+    report_figures(figures, args.json)
     return 0
 
 

@@ -21,7 +21,6 @@ Example::
         configs/dicl_synthetic_prw.py --checkpoint work_dirs/x/epoch_8.pth
 """
 import argparse
-import json
 import tempfile
 import time
 
@@ -32,7 +31,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner import load_checkpoint
 
 from mmps.registry import DATASETS, MODELS
-from mmps.utils import register_all_modules
+from mmps.utils import register_all_modules, report_figures
 
 MODES = ('plain', 'scene', 'fused', 'fused_all_proposals')
 
@@ -123,12 +122,7 @@ def main():
         figures[f'{mode}_img_per_s'] = n / times[mode]
     for mode in MODES[1:]:
         figures[f'{mode}_ratio'] = times[mode] / times['plain']
-    for name, value in figures.items():
-        print(f'{name}: {value:.4g}' if isinstance(value, float) else
-              f'{name}: {value}')
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(figures, f, indent=2)
+    report_figures(figures, args.json)
 
 
 if __name__ == '__main__':

@@ -24,7 +24,6 @@ Example::
 """
 import argparse
 import copy
-import json
 import tempfile
 import time
 
@@ -34,7 +33,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.optim import build_optim_wrapper
 
 from mmps.registry import DATASETS, MODELS
-from mmps.utils import register_all_modules
+from mmps.utils import register_all_modules, report_figures
 
 MODELS_TIMED = ('plain', 'dicl_no_views', 'dicl')
 DICL_KEYS = ('memory', 'loss_id', 'loss_sim', 'loss_kl', 'loss_triplet',
@@ -141,12 +140,7 @@ def main():
     for name in MODELS_TIMED[1:]:
         figures[f'{name}_vs_plain'] = \
             figures[f'{name}_step_s'] / figures['plain_step_s']
-    for name, value in figures.items():
-        print(f'{name}: {value:.4g}' if isinstance(value, float) else
-              f'{name}: {value}')
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(figures, f, indent=2)
+    report_figures(figures, args.json)
     if tmp is not None:
         tmp.cleanup()
 
