@@ -4,7 +4,7 @@ from functools import partial
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmcv.ops import roi_align
+import torch.nn.functional as F
 from mmdet.models.detectors import TwoStageDetector
 from mmdet.structures import DetDataSample, SampleList
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
@@ -74,9 +74,6 @@ class PersonSearchDetector(TwoStageDetector):
         data_preprocessor (dict, optional): Data preprocessor config.
         crop_size (tuple[int]): (h, w) of the instance crops; with the
             stride-16 neck it must give the RoI size. Defaults to (224, 96).
-        crop_sampling_ratio (int): ``roi_align`` samples per output pixel
-            of a crop (0: adaptive, ~ceil(box / crop) per side, an
-            antialiased resize). Defaults to 0.
         init_cfg (dict or list[dict], optional): Initialization config.
     """
 
@@ -89,7 +86,6 @@ class PersonSearchDetector(TwoStageDetector):
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  crop_size: Sequence[int] = (224, 96),
-                 crop_sampling_ratio: int = 0,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(
             backbone=backbone,
@@ -101,7 +97,6 @@ class PersonSearchDetector(TwoStageDetector):
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
         self.crop_size = tuple(crop_size)
-        self.crop_sampling_ratio = crop_sampling_ratio
         self._test_modes()  # fail early on a bad test_cfg
 
     def _test_modes(self) -> Tuple[str, str]:
@@ -127,6 +122,11 @@ class PersonSearchDetector(TwoStageDetector):
                        size: Optional[Sequence[int]] = None) -> Tensor:
         """Crop boxes from the (normalised) input tensor and resize them.
 
+        The same rule as the training views (:class:`InstanceViews`): the
+        box is widened to whole pixels (floor / ceil, clipped to the
+        tensor) and resized with an antialiased bilinear filter, so that
+        the instance branch sees crops made alike in training and test.
+
         Args:
             batch_inputs (Tensor): (B, C, H, W) preprocessed inputs.
             img_idx (int or Tensor): The image of every box: one index, or
@@ -137,19 +137,29 @@ class PersonSearchDetector(TwoStageDetector):
                 ``crop_size``.
 
         Returns:
-            Tensor: (n, C, h, w) crops (bilinear ``roi_align``, aligned).
+            Tensor: (n, C, h, w) crops.
         """
         size = tuple(self.crop_size if size is None else size)
-        boxes = get_box_tensor(boxes).to(batch_inputs.dtype).reshape(-1, 4)
+        boxes = get_box_tensor(boxes).reshape(-1, 4)
         if boxes.size(0) == 0:
             return batch_inputs.new_zeros((0, batch_inputs.size(1), *size))
+        height, width = batch_inputs.shape[-2:]
         if isinstance(img_idx, Tensor):
-            inds = img_idx.to(boxes).reshape(-1, 1)
+            inds = img_idx.reshape(-1).long().tolist()
         else:
-            inds = boxes.new_full((boxes.size(0), 1), float(img_idx))
-        rois = torch.cat([inds, boxes], dim=1)
-        return roi_align(batch_inputs, rois, size, 1.0,
-                         self.crop_sampling_ratio, 'avg', True)
+            inds = [int(img_idx)] * boxes.size(0)
+        x1y1 = boxes[:, :2].floor().clamp(min=0)
+        x1y1 = torch.minimum(x1y1, boxes.new_tensor([width - 1, height - 1]))
+        x2y2 = torch.maximum(boxes[:, 2:].ceil(), x1y1 + 1)
+        x2y2 = torch.minimum(x2y2, boxes.new_tensor([width, height]))
+        crops = [
+            F.interpolate(
+                batch_inputs[i:i + 1, :, y1:y2, x1:x2], size,
+                mode='bilinear', align_corners=False, antialias=True)
+            for i, (x1, y1), (x2, y2) in zip(
+                inds, x1y1.long().tolist(), x2y2.long().tolist())
+        ]
+        return torch.cat(crops)
 
     def embed_crops(self, crops: Tensor) -> Tensor:
         """Instance-branch embeddings of crops.

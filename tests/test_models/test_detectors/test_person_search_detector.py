@@ -234,6 +234,29 @@ def test_crop_instances():
                                 torch.zeros(0, 4)).shape == (0, 3, 224, 96)
 
 
+def test_crop_instances_match_training_views():
+    """Test crops are made like the pipeline's InstanceViews crops."""
+    import numpy as np
+
+    from mmps.datasets.transforms import InstanceViews
+    rng = np.random.default_rng(0)
+    # a smooth image, so that the two resize filters are comparable
+    yy, xx = np.mgrid[0:300, 0:200]
+    img = np.stack([yy * 0.8, xx * 1.2, (yy + xx) * 0.5], -1)
+    img = (img + rng.uniform(0, 2, img.shape)).astype(np.uint8)
+    views = InstanceViews(crop_size=(224, 96))
+    inputs = torch.from_numpy(img).permute(2, 0, 1)[None].float()
+    model = _model()
+    # enlarging (cv2 INTER_LINEAR) and shrinking (cv2 INTER_AREA) boxes;
+    # a box 2 px off gives a mean error of ~2
+    for box, tol in (([10.4, 20.2, 50.7, 120.9], 0.6),
+                     ([5.0, 3.0, 190.0, 290.0], 0.6)):
+        ref = views.crop(img, np.array(box)).transpose(2, 0, 1)
+        crop = model.crop_instances(inputs, 0, torch.tensor([box]))[0]
+        err = (crop - torch.from_numpy(ref.astype(np.float32))).abs()
+        assert err.mean() < tol, (box, float(err.mean()))
+
+
 def test_embed_crops():
     model = _model()
     with torch.no_grad():
