@@ -1,1 +1,1 @@
-_base_ = './dicl/dicl_r18-narrow-c4_1xb2-8e_synthetic-prw.py'
+_base_ = './dicl/dicl_r18-narrow-c4_1xb2-50e_synthetic-prw.py'

@@ -1,10 +1,12 @@
 # Copyright (c) OpenMMLab. All rights reserved.
+import logging
 from typing import List, Optional
 
 import torch
 from mmdet.models.task_modules.samplers import SamplingResult
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType
+from mmengine.logging import print_log
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -99,6 +101,7 @@ class DICLRoIHead(PersonSearchRoIHead):
         if self.memory.feat_dim != self.embed_dim:
             raise ValueError(f'memory.feat_dim ({self.memory.feat_dim}) must '
                              f'be the embedding size ({self.embed_dim})')
+        self._warned_uninit = False
         self.loss_id = self._build_loss(loss_id)
         self.loss_sim = self._build_loss(loss_sim)
         self.loss_kl = self._build_loss(loss_kl)
@@ -132,6 +135,7 @@ class DICLRoIHead(PersonSearchRoIHead):
             raise KeyError('DICLRoIHead needs gt_instances.instances_ids (the '
                            'memory slot of every GT box, packed by '
                            'PackPersonSearchInputs)')
+        self._check_memory_ready()
         slots = pos_instances.instances_ids.long()
         p = pos_instances.embeds
         losses = dict()
@@ -153,6 +157,27 @@ class DICLRoIHead(PersonSearchRoIHead):
                 bbox_results['bbox_feats'])
         self.memory.update(fused.detach(), slots)
         return losses
+
+    def _check_memory_ready(self) -> None:
+        """Fail (no slots) or warn once (not filled) before a training step.
+
+        The memory is sized and filled from the training set by
+        :class:`~mmps.engine.hooks.InstanceMemoryInitHook`; a config without
+        it would train against an empty or all-zero memory.
+        """
+        if self.memory.num_slots == 0:
+            raise RuntimeError(
+                'DICLRoIHead: the instance memory has no slots. Add '
+                "dict(type='InstanceMemoryInitHook') (and "
+                "dict(type='PseudoLabelHook')) to custom_hooks: it sizes the "
+                'memory from the training set and fills it before training.')
+        if not bool(self.memory.initialized) and not self._warned_uninit:
+            self._warned_uninit = True
+            print_log(
+                'DICLRoIHead: training with an instance memory that was never '
+                'initialised (all-zero features): is InstanceMemoryInitHook '
+                'missing from custom_hooks?', logger='current',
+                level=logging.WARNING)
 
     def _triplet_loss(self, pos_feats: Tensor, pos_labels: Tensor,
                       pos_roi_inds: Tensor, bbox_feats: Tensor) -> Tensor:

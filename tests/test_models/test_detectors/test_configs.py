@@ -138,11 +138,18 @@ def test_the_assigner_ignores_between_the_thresholds():
     assert res.gt_inds.tolist() == [1, 1, -1, 0, 0]
 
 
-@pytest.mark.parametrize('fname,min_samples', [
-    ('dicl_prw.py', 4), ('dicl_cuhk-sysu.py', 2),
-    ('dicl_synthetic_prw.py', 4), ('dicl_synthetic_cuhk-sysu.py', 2)
+REF_CLUSTERING = dict(k1=30, k2=6, eps=(0.68, 0.70, 0.72))
+# the synthetic sets have ~11 boxes per identity against ~37 (see the configs)
+SYN_CLUSTERING = dict(k1=10, k2=6, eps=(0.58, 0.60, 0.62))
+
+
+@pytest.mark.parametrize('fname,min_samples,crop_size,clustering', [
+    ('dicl_prw.py', 4, (224, 96), REF_CLUSTERING),
+    ('dicl_cuhk-sysu.py', 2, (224, 96), REF_CLUSTERING),
+    ('dicl_synthetic_prw.py', 4, (112, 48), SYN_CLUSTERING),
+    ('dicl_synthetic_cuhk-sysu.py', 2, (112, 48), SYN_CLUSTERING)
 ])
-def test_dicl_training_settings(fname, min_samples):
+def test_dicl_training_settings(fname, min_samples, crop_size, clustering):
     """DESIGN §1.2-§1.4 in the reference and the CPU configs alike."""
     cfg = get_config(fname)
     m = cfg.model
@@ -164,9 +171,21 @@ def test_dicl_training_settings(fname, min_samples):
         'InstanceViews', 'BoxOcclusion', 'PackPersonSearchInputs'
     ]
     pipeline = cfg.train_dataloader.dataset.pipeline
-    assert pipeline[flip + 1].crop_size == m.crop_size == (224, 96)
+    assert pipeline[flip + 1].crop_size == m.crop_size == crop_size
+    # crops are RoI size x stride 16
+    roi_size = m.roi_head.bbox_roi_extractor.roi_layer.output_size
+    assert tuple(roi_size) == (crop_size[0] // 16, crop_size[1] // 16)
+    assert tuple(m.roi_head.reid_head.roi_size) == tuple(roi_size)
     assert (pipeline[flip + 2].grid, pipeline[flip + 2].num_cells,
             pipeline[flip + 2].prob) == ((14, 6), 2, 0.5)
     hooks = {h.type: h for h in cfg.custom_hooks}
     assert set(hooks) == {'InstanceMemoryInitHook', 'PseudoLabelHook'}
     assert hooks['PseudoLabelHook'].min_samples == min_samples
+    from mmps.engine.hooks import PseudoLabelHook
+    hook = PseudoLabelHook(**{
+        k: v
+        for k, v in hooks['PseudoLabelHook'].items() if k != 'type'
+    })
+    assert (hook.k1, hook.k2, hook.eps) == (clustering['k1'],
+                                            clustering['k2'],
+                                            clustering['eps'])

@@ -193,3 +193,37 @@ def test_slots_outside_the_memory_fail_loudly():
     head = _head(num_slots=2)
     with pytest.raises(ValueError, match='slots'):
         _loss(head, num_items=(2, 3))
+
+
+def test_training_without_the_memory_init_hook_is_reported():
+    """An unsized memory fails with the fix; an unfilled one warns once."""
+    cfg = get_roi_head_cfg(
+        shrink_person_search_cfg(get_detector_cfg('dicl_prw.py')))
+    head = MODELS.build(cfg).train()
+    with pytest.raises(RuntimeError, match='InstanceMemoryInitHook'):
+        _loss(head)
+    head.memory.resize_(16)  # sized, never filled
+    with _LogCapture() as logs:
+        _loss(head)
+        _loss(head)
+    warned = [m for m in logs if 'never initialised' in m]
+    assert len(warned) == 1
+
+
+class _LogCapture:
+    """Collect the messages of mmengine's current logger."""
+
+    def __enter__(self):
+        import logging
+
+        from mmengine.logging import MMLogger
+        self.messages = []
+        self.logger = MMLogger.get_current_instance()
+        self.handler = logging.Handler()
+        self.handler.emit = lambda record: self.messages.append(
+            record.getMessage())
+        self.logger.addHandler(self.handler)
+        return self.messages
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)

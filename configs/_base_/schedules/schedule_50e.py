@@ -1,5 +1,8 @@
-# A short schedule for the narrow CPU models on the synthetic sets (batch 2).
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=8, val_interval=8)
+# The schedule of the narrow CPU models on the synthetic sets (batch 2, 72
+# training images: 36 iterations per epoch, ~7 s per epoch on 2 CPU cores).
+# Trained from scratch, so longer than the reference's 26 epochs: detection AP
+# on synthetic PRW is 31 after 30 epochs and 44 after 50.
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=50, val_interval=50)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
@@ -11,9 +14,9 @@ param_scheduler = [
     dict(
         type='MultiStepLR',
         begin=0,
-        end=8,
+        end=50,
         by_epoch=True,
-        milestones=[6],
+        milestones=[40],
         gamma=0.1)
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=2)

@@ -1,0 +1,30 @@
+# DICL on the synthetic PRW-format set (`make data` -> data/synthetic/prw/), on a CPU.
+_base_ = [
+    '../_base_/models/dicl_r18-narrow-c4.py',
+    '../_base_/datasets/synthetic_prw.py', '../_base_/schedules/schedule_50e.py',
+    '../_base_/default_runtime.py'
+]
+
+val_evaluator = dict(type='PersonSearchMetric')
+test_evaluator = val_evaluator
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(interval=10, max_keep_ckpts=2))
+
+# DICL's memory (DESIGN §1.4): filled before training from the model in eval
+# mode over every training image, re-clustered before every epoch
+# (min_samples 4 on PRW). The reference's k1 = 30 neighbours suit ~37 boxes
+# per identity (real PRW); the synthetic sets have ~11, and with k1 = 30 every
+# k-reciprocal set spans several identities, so that DBSCAN merges them all
+# into one cluster. k1 = 10 and eps 0.58/0.60/0.62 were picked on a synthetic
+# PRW memory (cluster ARI 0.30 against 0.04 with the reference values, same
+# features).
+custom_hooks = [
+    dict(type='InstanceMemoryInitHook'),
+    dict(
+        type='PseudoLabelHook',
+        min_samples=4,
+        k1=10,
+        k2=6,
+        eps=(0.58, 0.60, 0.62)),
+]
