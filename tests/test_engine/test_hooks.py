@@ -62,9 +62,12 @@ def initialised(cfg):
 
 
 def test_the_configs_use_both_hooks():
-    for fname, min_samples in [('dicl_synthetic_prw.py', 4),
-                               ('dicl_synthetic_cuhk-sysu.py', 2),
-                               ('dicl_prw.py', 4), ('dicl_cuhk-sysu.py', 2)]:
+    for fname, min_samples, k1, eps in [
+        ('dicl_synthetic_prw.py', 4, 10, (0.58, 0.60, 0.62)),
+        ('dicl_synthetic_cuhk-sysu.py', 2, 10, (0.58, 0.60, 0.62)),
+        ('dicl_prw.py', 4, 30, (0.68, 0.70, 0.72)),
+        ('dicl_cuhk-sysu.py', 2, 30, (0.68, 0.70, 0.72))
+    ]:
         hooks = get_config(fname).custom_hooks
         assert [h.type for h in hooks] == [
             'InstanceMemoryInitHook', 'PseudoLabelHook'
@@ -72,11 +75,11 @@ def test_the_configs_use_both_hooks():
         built = [HOOKS.build(h) for h in hooks]
         assert isinstance(built[0], InstanceMemoryInitHook)
         assert isinstance(built[1], PseudoLabelHook)
-        # the reference clustering: min_samples per dataset, the rest the
-        # hook's defaults
+        # the reference clustering (min_samples per dataset), k1 and eps
+        # scaled to the synthetic sets' ~11 boxes per identity
         assert built[1].min_samples == min_samples
-        assert built[1].eps == (0.68, 0.70, 0.72)
-        assert (built[1].k1, built[1].k2) == (30, 6)
+        assert built[1].eps == eps
+        assert (built[1].k1, built[1].k2) == (k1, 6)
         assert built[1].scene_constraint
 
 

@@ -1,5 +1,10 @@
 # DICL reference schedule: batch 4 on 1 GPU, 26 epochs.
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=26, val_interval=26)
+# mmps's epoch loop: --resume continues exactly, also from a mid-epoch
+# checkpoint (random state and sampler position restored)
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop',
+    max_epochs=26,
+    val_interval=26)
 # The public datasets have no validation split (val = test); evaluating on
 # the test set every epoch invites picking a checkpoint on it (a known flaw
 # of the reference). Set val_interval=1 to monitor anyway.

@@ -2,7 +2,12 @@
 # training images: 36 iterations per epoch, ~7 s per epoch on 2 CPU cores).
 # Trained from scratch, so longer than the reference's 26 epochs: detection AP
 # on synthetic PRW is 31 after 30 epochs and 44 after 50.
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=50, val_interval=50)
+# mmps's epoch loop: --resume continues exactly, also from a mid-epoch
+# checkpoint (random state and sampler position restored)
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop',
+    max_epochs=50,
+    val_interval=50)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(

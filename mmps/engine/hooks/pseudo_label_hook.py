@@ -8,6 +8,7 @@ from mmengine import dist
 from mmengine.hooks import Hook
 
 from mmps.registry import HOOKS
+from ..runner.loops import resumed_in_mid_epoch
 from .instance_memory_init_hook import get_memory, train_dataset, unwrap_model
 
 
@@ -48,6 +49,9 @@ class PseudoLabelHook(Hook):
     - ``'person_id'``: the dataset's identities (unlabeled boxes are
       singletons), fully supervised.
 
+    A run resumed in mid-epoch (:class:`ResumableEpochBasedTrainLoop`) keeps
+    the labels of its checkpoint until the next epoch.
+
     The labels are broadcast from rank 0 and set on every rank
     (``memory.set_labels``). Logged (logger, ``message_hub`` info
     ``pseudo_labels`` and the visualizer's scalars, step = epoch): the
@@ -85,6 +89,12 @@ class PseudoLabelHook(Hook):
         self._person_ids: Optional[np.ndarray] = None  # rank 0, on first use
 
     def before_train_epoch(self, runner) -> None:
+        if resumed_in_mid_epoch(runner):
+            # the epoch's labels were made at its start: the checkpoint has
+            # them (memory.labels), re-clustering now would change them
+            runner.logger.info('PseudoLabelHook: resumed in mid-epoch, '
+                               'keeping the cluster labels of the checkpoint')
+            return
         model = unwrap_model(runner)
         memory = get_memory(model)
         dataset = train_dataset(runner)
