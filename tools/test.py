@@ -19,6 +19,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmps.registry import RUNNERS
+from mmps.engine import trust_local_checkpoints
 from mmps.utils import register_all_modules
 
 
@@ -65,6 +66,9 @@ def set_results_file(evaluator, path: str) -> None:
 def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
+    # the user names the checkpoint: let mmengine training checkpoints load
+    # under torch >= 2.6 (see mmps/engine/checkpoint.py)
+    trust_local_checkpoints()
 
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher

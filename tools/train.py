@@ -14,6 +14,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from mmps.registry import RUNNERS
+from mmps.engine import trust_local_checkpoints
 from mmps.utils import register_all_modules
 
 
@@ -53,6 +54,9 @@ def parse_args():
 def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
+    # the user names the checkpoint: let mmengine training checkpoints load
+    # under torch >= 2.6 (see mmps/engine/checkpoint.py)
+    trust_local_checkpoints()
 
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher

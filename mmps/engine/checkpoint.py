@@ -3,21 +3,47 @@
 
 torch 2.6 made ``torch.load(weights_only=True)`` the default; mmengine 0.10.7
 calls ``torch.load`` without the argument, and its training checkpoints hold
-more than tensors (the message hub's ``HistoryBuffer`` of numpy arrays, whose
-unpickling needs ``getattr``), so ``--resume`` and ``tools/test.py CKPT`` fail.
+more than tensors (the message hub's ``HistoryBuffer`` of numpy arrays, the
+random state of a resumable run), so that ``--resume`` and
+``tools/test.py CKPT`` fail.
 
-mmps registers a local loader that tries the safe ``weights_only=True`` load
-first (enough for plain state dicts such as pretrained backbones) and falls
-back to a full unpickling, with a warning, for checkpoints that need it: the
-behaviour mmengine was written for (torch < 2.6). Only load files you trust.
+mmps registers a local loader that always tries the safe
+``weights_only=True`` load first (enough for plain state dicts such as
+pretrained backbones). A file that needs full unpickling is loaded only where
+local checkpoints are trusted: mmps's tools (``tools/train.py``,
+``tools/test.py``...) opt in with :func:`trust_local_checkpoints`, because
+their user names the file; elsewhere (library use) the default is safe and
+such a file raises an error that says how to opt in
+(``trust_local_checkpoints()`` or ``MMPS_TRUST_CHECKPOINTS=1``). Unpickling
+runs code from the file: only trust files you made or know.
 """
 import logging
+import os
 import os.path as osp
 import pickle
 
 import torch
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
+
+_TRUSTED = False
+
+
+def trust_local_checkpoints(trust: bool = True) -> None:
+    """Allow (or forbid again) the full unpickling of local checkpoints.
+
+    Args:
+        trust (bool): True lets :func:`load_local_checkpoint` fall back to
+            ``weights_only=False`` for files that hold more than tensors.
+    """
+    global _TRUSTED
+    _TRUSTED = bool(trust)
+
+
+def local_checkpoints_trusted() -> bool:
+    """Whether full unpickling is allowed (call or ``MMPS_TRUST_CHECKPOINTS``)."""
+    env = os.environ.get('MMPS_TRUST_CHECKPOINTS', '').strip().lower()
+    return _TRUSTED or env in ('1', 'true', 'yes')
 
 
 def load_local_checkpoint(filename: str, map_location=None) -> dict:
@@ -29,6 +55,11 @@ def load_local_checkpoint(filename: str, map_location=None) -> dict:
 
     Returns:
         dict: The checkpoint.
+
+    Raises:
+        FileNotFoundError: No such file.
+        RuntimeError: The file holds Python objects besides tensors and
+            local checkpoints are not trusted, or it is not a checkpoint.
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
@@ -36,15 +67,27 @@ def load_local_checkpoint(filename: str, map_location=None) -> dict:
     try:
         return torch.load(filename, map_location=map_location,
                           weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as e:
+        if not local_checkpoints_trusted():
+            raise RuntimeError(
+                f'{filename} holds Python objects besides tensors (an '
+                'mmengine training checkpoint?) and torch >= 2.6 loads '
+                'weights only. If you trust the file, call '
+                'mmps.engine.trust_local_checkpoints() or set '
+                'MMPS_TRUST_CHECKPOINTS=1 (mmps tools do this). Safe-load '
+                f'error: {str(e).splitlines()[0]}') from e
         print_log(
             f'{filename} holds Python objects besides tensors (mmengine '
-            'training state): loading it with weights_only=False. Only load '
-            'checkpoints you trust.',
+            'training state): loading it with weights_only=False (trusted '
+            'local checkpoint).',
             logger='current',
             level=logging.INFO)
+    try:
         return torch.load(filename, map_location=map_location,
                           weights_only=False)
+    except (pickle.UnpicklingError, EOFError, RuntimeError) as e:
+        raise RuntimeError(f'{filename} is not a readable checkpoint: '
+                           f'{e}') from e
 
 
 CheckpointLoader.register_scheme(

@@ -3,14 +3,15 @@
 from unittest import mock
 
 import numpy as np
+import pytest
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import _load_checkpoint
 
-import mmps.engine  # noqa: F401  registers the loader
+from mmps.engine import trust_local_checkpoints
 
 
-def test_training_checkpoint_with_message_hub_loads(tmp_path):
+def _training_checkpoint(tmp_path):
     buf = HistoryBuffer()
     buf.update(np.float64(0.5))
     path = str(tmp_path / 'epoch_1.pth')
@@ -19,7 +20,39 @@ def test_training_checkpoint_with_message_hub_loads(tmp_path):
             state_dict={'w': torch.ones(2)},
             message_hub=dict(log_scalars={'train/loss': buf}),
             meta=dict(epoch=1)), path)
-    ckpt = _load_checkpoint(path, map_location='cpu')
+    return path
+
+
+def test_training_checkpoint_needs_trust(tmp_path, monkeypatch):
+    """Library default: safe; the error says how to opt in."""
+    monkeypatch.delenv('MMPS_TRUST_CHECKPOINTS', raising=False)
+    path = _training_checkpoint(tmp_path)
+    with pytest.raises(RuntimeError, match='trust_local_checkpoints') as e:
+        _load_checkpoint(path, map_location='cpu')
+    assert path in str(e.value)
+    # the environment variable opts in too
+    monkeypatch.setenv('MMPS_TRUST_CHECKPOINTS', '1')
+    assert _load_checkpoint(path, map_location='cpu')['meta']['epoch'] == 1
+
+
+def test_not_a_checkpoint_is_reported(tmp_path):
+    path = tmp_path / 'broken.pth'
+    path.write_bytes(b'not a checkpoint at all')
+    trust_local_checkpoints(True)
+    try:
+        with pytest.raises(RuntimeError, match='broken.pth'):
+            _load_checkpoint(str(path), map_location='cpu')
+    finally:
+        trust_local_checkpoints(False)
+
+
+def test_training_checkpoint_with_message_hub_loads(tmp_path):
+    path = _training_checkpoint(tmp_path)
+    trust_local_checkpoints(True)  # what mmps tools do
+    try:
+        ckpt = _load_checkpoint(path, map_location='cpu')
+    finally:
+        trust_local_checkpoints(False)
     assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
     assert ckpt['message_hub']['log_scalars']['train/loss'].current() == 0.5
 

@@ -146,6 +146,33 @@ def test_init_is_skipped_when_resumed(cfg, initialised):
                                memory.features)
 
 
+def test_init_runs_again_after_load_from_or_another_dataset(
+        cfg, initialised):
+    state = copy.deepcopy(initialised.model.state_dict())
+    n = initialised.model.roi_head.memory.num_slots
+    # load_from (not --resume): the checkpoint's memory is not this run's
+    runner = _runner(cfg)
+    runner.model.load_state_dict(state)
+    runner._resume = False
+    runner.model.roi_head.memory.features.zero_()  # marks a re-init
+    InstanceMemoryInitHook().before_train(runner)
+    assert bool((runner.model.roi_head.memory.features.norm(dim=1) >
+                 0.99).all())
+    # a memory of another dataset (other size), even on --resume
+    other = copy.deepcopy(state)
+    for key in ('features', 'labels', 'image_ids'):
+        k = f'roi_head.memory.{key}'
+        other[k] = other[k][:n - 3]
+    runner = _runner(cfg)
+    runner.model.load_state_dict(other)
+    assert runner.model.roi_head.memory.num_slots == n - 3
+    InstanceMemoryInitHook().before_train(runner)
+    memory = runner.model.roi_head.memory
+    assert memory.num_slots == n and bool(memory.initialized)
+    assert bool((memory.features.norm(dim=1) > 0.99).all())
+    assert torch.equal(memory.labels, torch.arange(n))  # reset
+
+
 def test_person_id_labels():
     labels = person_id_labels(np.array([5, -1, 2, 5, -1, 2, 9]))
     assert labels.tolist() == [1, 3, 0, 1, 4, 0, 2]

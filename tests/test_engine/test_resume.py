@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-import mmps.engine  # noqa: F401  registers the checkpoint loader
+from mmps.engine import trust_local_checkpoints
 from mmps.datasets.synthetic import make_synthetic_prw
 from mmps.utils import register_all_modules
 
@@ -59,10 +59,14 @@ def _train(root, work_dir, name, resume_from=None):
     if resume_from is not None:
         cfg.resume = True
         cfg.load_from = resume_from
+    trust_local_checkpoints()  # as tools/train.py: the test made the files
     runner = Runner.from_cfg(cfg)
     recorder = LossRecorder()
     runner.register_hook(recorder)
-    runner.train()
+    try:
+        runner.train()
+    finally:
+        trust_local_checkpoints(False)
     model = runner.model
     return recorder.losses, {k: v.clone() for k, v in
                              model.state_dict().items()}, len(

@@ -31,6 +31,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner import load_checkpoint
 
 from mmps.registry import DATASETS, MODELS
+from mmps.engine import trust_local_checkpoints
 from mmps.utils import register_all_modules, report_figures
 
 MODES = ('plain', 'scene', 'fused', 'fused_all_proposals')
@@ -81,6 +82,9 @@ def run_mode(model, mode: str, inputs, samples):
 def main():
     args = parse_args()
     register_all_modules()
+    # the user names the checkpoint: let mmengine training checkpoints load
+    # under torch >= 2.6 (see mmps/engine/checkpoint.py)
+    trust_local_checkpoints()
     torch.manual_seed(args.seed)
     cfg = Config.fromfile(args.config)
     model = MODELS.build(cfg.model).to(args.device).eval()

@@ -132,14 +132,22 @@ class InstanceMemoryInitHook(Hook):
         memory = get_memory(model)
         dataset = train_dataset(runner)
         if bool(memory.initialized):
-            if memory.num_slots == dataset.num_instances:
+            resumed = bool(getattr(runner, '_resume', True))
+            if resumed and memory.num_slots == dataset.num_instances:
                 runner.logger.info('InstanceMemoryInitHook: the memory is '
                                    'already initialised (resumed), skipped')
                 return
-            runner.logger.warning(
-                f'InstanceMemoryInitHook: the loaded memory has '
-                f'{memory.num_slots} slots, the training set '
-                f'{dataset.num_instances} boxes: initialised again')
+            if memory.num_slots != dataset.num_instances:
+                runner.logger.warning(
+                    f'InstanceMemoryInitHook: the loaded memory has '
+                    f'{memory.num_slots} slots, the training set '
+                    f'{dataset.num_instances} boxes (a checkpoint of another '
+                    'dataset?): the memory is initialised again')
+            else:
+                runner.logger.info(
+                    'InstanceMemoryInitHook: load_from (not a resume): the '
+                    "checkpoint's memory belongs to its own run, the memory "
+                    'is initialised again from this model')
             memory.resize_(0)  # reset every buffer
         memory.resize_(dataset.num_instances)
         memory.set_image_ids(
