@@ -5,6 +5,8 @@ _base_ = [
     '../_base_/default_runtime.py'
 ]
 
+# a fixed seed: `tools/train.py` reproduces the results table on a given machine
+randomness = dict(seed=0)
 val_evaluator = dict(type='PersonSearchMetric')
 test_evaluator = val_evaluator
 default_hooks = dict(
