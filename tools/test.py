@@ -20,7 +20,7 @@ from mmengine.runner import Runner
 
 from mmps.registry import RUNNERS
 from mmps.engine import trust_local_checkpoints
-from mmps.utils import register_all_modules
+from mmps.utils import init_cpu_distributed, register_all_modules
 
 
 def parse_args():
@@ -89,6 +89,7 @@ def main():
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         set_results_file(cfg.test_evaluator, osp.abspath(args.out))
 
+    init_cpu_distributed(cfg.launcher)  # gloo where there is no CUDA
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     runner.test()

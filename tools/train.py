@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 
 from mmps.registry import RUNNERS
 from mmps.engine import trust_local_checkpoints
-from mmps.utils import register_all_modules
+from mmps.utils import init_cpu_distributed, register_all_modules
 
 
 def parse_args():
@@ -87,6 +87,7 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
+    init_cpu_distributed(cfg.launcher)  # gloo where there is no CUDA
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     runner.train()

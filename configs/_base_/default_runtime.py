@@ -22,3 +22,16 @@ log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
 load_from = None
 resume = False
+
+# DDP (distributed runs): device_ids=None, because mmengine passes
+# [LOCAL_RANK] by default, which DDP refuses for CPU (gloo) runs; on GPUs DDP
+# takes the module's own device. Buffers are not broadcast at every forward
+# (mmengine's default too): DICL's memory bank (55,272 x 256 on CUHK-SYSU) is
+# kept identical on every rank by its all-gathered updates and broadcast
+# labels. find_unused_parameters stays False: every parameter gets a gradient,
+# also on a rank whose images have no positive RoI.
+model_wrapper_cfg = dict(
+    type='MMDistributedDataParallel',
+    device_ids=None,
+    broadcast_buffers=False,
+    find_unused_parameters=False)
