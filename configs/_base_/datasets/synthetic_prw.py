@@ -12,10 +12,9 @@ train_pipeline = [
         scales=[(400, 240), (467, 280), (533, 320)],
         keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
-    # DICL's Siamese branch (SIC): a view of every GT box, cut from the
-    # augmented scene before the occlusion (OIC) masks it; 112x48 to match
-    # the narrow CPU model (7x3 RoIs; the reference is 224x96 for 14x6)
-    dict(type='InstanceViews', crop_size=(112, 48)),
+    # DICL's Siamese branch (SIC): a 224x96 view of every GT box, cut from
+    # the augmented scene before the occlusion (OIC) masks it
+    dict(type='InstanceViews', crop_size=(224, 96)),
     dict(type='BoxOcclusion', grid=(14, 6), num_cells=2, prob=0.5),
     dict(type='PackPersonSearchInputs'),
 ]

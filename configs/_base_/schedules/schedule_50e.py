@@ -1,7 +1,7 @@
 # The schedule of the narrow CPU models on the synthetic sets (batch 2, 72
 # training images: 36 iterations per epoch, ~7 s per epoch on 2 CPU cores).
-# Trained from scratch, so longer than the reference's 26 epochs: detection AP
-# on synthetic PRW is 31 after 30 epochs and 44 after 50.
+# Trained from scratch, so longer than the reference's 26 epochs (with 7x3
+# RoIs, synthetic PRW detection AP was 31 after 30 epochs and 44 after 50).
 # mmps's epoch loop: --resume continues exactly, also from a mid-epoch
 # checkpoint (random state and sampler position restored)
 train_cfg = dict(

@@ -146,8 +146,8 @@ SYN_CLUSTERING = dict(k1=10, k2=6, eps=(0.58, 0.60, 0.62))
 @pytest.mark.parametrize('fname,min_samples,crop_size,clustering', [
     ('dicl_prw.py', 4, (224, 96), REF_CLUSTERING),
     ('dicl_cuhk-sysu.py', 2, (224, 96), REF_CLUSTERING),
-    ('dicl_synthetic_prw.py', 4, (112, 48), SYN_CLUSTERING),
-    ('dicl_synthetic_cuhk-sysu.py', 2, (112, 48), SYN_CLUSTERING)
+    ('dicl_synthetic_prw.py', 4, (224, 96), SYN_CLUSTERING),
+    ('dicl_synthetic_cuhk-sysu.py', 2, (224, 96), SYN_CLUSTERING)
 ])
 def test_dicl_training_settings(fname, min_samples, crop_size, clustering):
     """DESIGN §1.2-§1.4 in the reference and the CPU configs alike."""

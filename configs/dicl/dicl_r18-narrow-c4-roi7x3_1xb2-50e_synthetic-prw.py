@@ -1,11 +1,13 @@
-# The synthetic PRW config with the reference's RoI and crop sizes (14x6 RoI
-# features, 224x96 instance crops) instead of the halved 7x3 / 112x48: for
-# measuring inference and training cost at the reference's proportions on a
-# CPU (tools/analysis_tools/benchmark_inference.py --scale 1500 900).
+# The synthetic PRW config with halved RoIs and crops (7x3 RoI features,
+# 112x48 instance crops, the same RoI size x stride-16 rule as 14x6 / 224x96):
+# the synthetic frames are ~1/3 of the reference scale, and a 224x96 crop is
+# larger than most of their people. A cheaper training step (DICL 1.27x the
+# plain detector against 1.80x) for a weaker model (search mAP 21.6 against
+# 33.5 on the synthetic PRW default, seed 0).
 _base_ = './dicl_r18-narrow-c4_1xb2-50e_synthetic-prw.py'
 
-roi_size = (14, 6)
-crop_size = (224, 96)
+roi_size = (7, 3)
+crop_size = (112, 48)
 model = dict(
     roi_head=dict(
         bbox_roi_extractor=dict(roi_layer=dict(output_size=roi_size)),
