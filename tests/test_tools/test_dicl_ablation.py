@@ -64,9 +64,10 @@ def test_last_scalars_and_table(tmp_path):
     last = tool.last_scalars(str(tmp_path))
     assert last['pseudo_labels/ari'] == 0.4 and last['mAP'] == 0.25
     table = tool.markdown_table({'dicl': dict(
-        mAP=25.0, top1=50.0, det_ap=75.0, ari=0.4, train_s=300.0)})
+        mAP=25.0, top1=50.0, det_ap=75.0, ari=0.4, random_mAP=2.5,
+        mAP_vs_random=10.0, train_s=300.0)})
     assert '| + occlusion (OIC) = DICL | 25.00 | 50.00 | 75.00 | 0.400 | ' \
-        '300 s |' in table
+        '2.50 | 10.0x | 300 s |' in table
     os.makedirs(tmp_path / 'empty')
     with pytest.raises(FileNotFoundError, match='scalars.json'):
         tool.last_scalars(str(tmp_path / 'empty'))
