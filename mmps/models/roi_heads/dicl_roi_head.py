@@ -101,7 +101,7 @@ class DICLRoIHead(PersonSearchRoIHead):
         if self.memory.feat_dim != self.embed_dim:
             raise ValueError(f'memory.feat_dim ({self.memory.feat_dim}) must '
                              f'be the embedding size ({self.embed_dim})')
-        self._warned_uninit = False
+        self._memory_checked = False
         self.loss_id = self._build_loss(loss_id)
         self.loss_sim = self._build_loss(loss_sim)
         self.loss_kl = self._build_loss(loss_kl)
@@ -163,16 +163,19 @@ class DICLRoIHead(PersonSearchRoIHead):
 
         The memory is sized and filled from the training set by
         :class:`~mmps.engine.hooks.InstanceMemoryInitHook`; a config without
-        it would train against an empty or all-zero memory.
+        it would train against an empty or all-zero memory. Checked at the
+        first step only (reading the ``initialized`` flag syncs a GPU).
         """
+        if self._memory_checked:
+            return
         if self.memory.num_slots == 0:
             raise RuntimeError(
                 'DICLRoIHead: the instance memory has no slots. Add '
                 "dict(type='InstanceMemoryInitHook') (and "
                 "dict(type='PseudoLabelHook')) to custom_hooks: it sizes the "
                 'memory from the training set and fills it before training.')
-        if not bool(self.memory.initialized) and not self._warned_uninit:
-            self._warned_uninit = True
+        self._memory_checked = True
+        if not bool(self.memory.initialized):
             print_log(
                 'DICLRoIHead: training with an instance memory that was never '
                 'initialised (all-zero features): is InstanceMemoryInitHook '
