@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Distributed testing with torchrun: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]
+# Distributed testing with torchrun (python -m torch.distributed.run):
+#   [NNODES=1] [NODE_RANK=0] [MASTER_ADDR=127.0.0.1] [PORT=29500] [PYTHON=python] \
+#   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]
+# GPUS is the number of processes per node; on a machine without CUDA they run on
+# the CPU with the gloo backend.
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
@@ -9,7 +13,7 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
 PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
-torchrun \
+${PYTHON:-python} -m torch.distributed.run \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \
     --master_addr=$MASTER_ADDR \

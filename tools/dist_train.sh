@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Distributed training with torchrun: bash tools/dist_train.sh CONFIG GPUS [train.py args]
+# Distributed training with torchrun (python -m torch.distributed.run):
+#   [NNODES=1] [NODE_RANK=0] [MASTER_ADDR=127.0.0.1] [PORT=29500] [PYTHON=python] \
+#   bash tools/dist_train.sh CONFIG GPUS [train.py args]
+# GPUS is the number of processes per node; on a machine without CUDA they run on
+# the CPU with the gloo backend.
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
@@ -8,7 +12,7 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
 PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
-torchrun \
+${PYTHON:-python} -m torch.distributed.run \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \
     --master_addr=$MASTER_ADDR \

@@ -8,6 +8,7 @@ from mmengine import dist
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.utils import ProgressBar
 
 from mmps.registry import HOOKS, TRANSFORMS
 
@@ -184,6 +185,9 @@ class InstanceMemoryInitHook(Hook):
         rank, world_size = dist.get_dist_info()
         indices = list(range(rank, len(dataset), world_size))
         slots, feats = [], []
+        # rank 0 shows the progress of its shard (the others run in step)
+        progress = ProgressBar(len(indices)) if rank == 0 and indices \
+            else None
         for start in range(0, len(indices), self.batch_size):
             batch = [
                 pipeline(copy.deepcopy(dataset.get_data_info(i)))
@@ -194,6 +198,11 @@ class InstanceMemoryInitHook(Hook):
                                     data['data_samples'])
             slots.append(s)
             feats.append(f)
+            if progress is not None:
+                for _ in batch:
+                    progress.update()
+        if progress is not None:
+            progress.file.write('\n')
         embed_dim = model.roi_head.embed_dim
         device = next(model.parameters()).device
         if not slots:

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Testing on a slurm cluster (MMDetection's script):
+#   [GPUS=8] [GPUS_PER_NODE=8] [CPUS_PER_TASK=5] [SRUN_ARGS=...] \
+#   bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args]
+# GPUS is the number of processes (tasks); GPUS_PER_NODE=0 runs CPU tasks (gloo).
+set -x
+
+PARTITION=$1
+JOB_NAME=$2
+CONFIG=$3
+CHECKPOINT=$4
+GPUS=${GPUS:-8}
+GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+CPUS_PER_TASK=${CPUS_PER_TASK:-5}
+SRUN_ARGS=${SRUN_ARGS:-""}
+PY_ARGS=${@:5}
+TASKS_PER_NODE=${GPUS_PER_NODE}
+GRES="--gres=gpu:${GPUS_PER_NODE}"
+if [ "${GPUS_PER_NODE}" = "0" ]; then
+  TASKS_PER_NODE=${GPUS}
+  GRES=""
+fi
+
+PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
+srun -p ${PARTITION} \
+    --job-name=${JOB_NAME} \
+    ${GRES} \
+    --ntasks=${GPUS} \
+    --ntasks-per-node=${TASKS_PER_NODE} \
+    --cpus-per-task=${CPUS_PER_TASK} \
+    --kill-on-bad-exit=1 \
+    ${SRUN_ARGS} \
+    ${PYTHON:-python} -u "$(dirname $0)/test.py" ${CONFIG} ${CHECKPOINT} --launcher="slurm" ${PY_ARGS}
