@@ -48,6 +48,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import scipy.sparse as sp
 import torch
+from mmengine.utils import ProgressBar
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -189,7 +190,8 @@ def _knn(f64: torch.Tensor,
          k: int,
          exact_at: Sequence[int],
          chunk_size: int = 4096,
-         margin: int = 16) -> np.ndarray:
+         margin: int = 16,
+         progress: Optional[ProgressBar] = None) -> np.ndarray:
     """k nearest neighbours whose first ``b`` columns, for each ``b`` in
     ``exact_at``, are exactly the ``b`` nearest (canonical ties, as
     :func:`exact_knn`); between two such cuts the indices are sorted.
@@ -233,6 +235,8 @@ def _knn(f64: torch.Tensor,
                 hit = hit[np.argsort(hit % nb, kind='stable')]
                 add(b, hit % nb, hit // nb + sa, flat[hit])
             del sims, flat
+        if progress is not None:
+            progress.update()
 
     cuts = sorted({c for c in exact_at if 1 <= c <= k} | {k})
     out = np.empty((n, k), dtype=np.int64)
@@ -502,7 +506,8 @@ def k_reciprocal_jaccard(features: ArrayLike,
                          k1: int = 30,
                          k2: int = 6,
                          max_distance: Optional[float] = None,
-                         chunk_size: int = 4096) -> sp.csr_matrix:
+                         chunk_size: int = 4096,
+                         progress: bool = False) -> sp.csr_matrix:
     """Sparse k-reciprocal Jaccard distance matrix.
 
     Equal (up to float rounding) to the dense ``compute_jaccard_distance`` of
@@ -528,6 +533,9 @@ def k_reciprocal_jaccard(features: ArrayLike,
             shares a neighbour).
         chunk_size (int): Rows per block of the neighbour search.
             Defaults to 4096.
+        progress (bool): Show a progress bar (one step per row block of
+            the neighbour search, then one per later stage). Defaults to
+            False.
 
     Returns:
         scipy.sparse.csr_matrix: (N, N) float64 distances in [0, 1),
@@ -542,20 +550,28 @@ def k_reciprocal_jaccard(features: ArrayLike,
     kf = min(k1, n)  # the reference's k1 faiss ranks, self included
     kh = min(int(np.around(k1 / 2)) + 1, kf)
     kq = min(k2, kf)
-    rank = _knn(f64, kf, (1, kq, kh, kf), chunk_size)
+    bar = ProgressBar(-(-n // chunk_size) + 3) if progress else None
+    rank = _knn(f64, kf, (1, kq, kh, kf), chunk_size, progress=bar)
     sets = _expanded_sets(rank, kf, kh)
     v = _softmax_weights(f64, sets)
     del sets
     if k2 != 1:
         v = _query_expansion(v, rank, kq)
     del rank
+    if bar is not None:
+        bar.update()
     # dist = 1 - m / (2 - m) <= max_distance  <=>  m >= 2 (1 - d) / (2 - d)
     if max_distance is None or max_distance >= 1:
         min_overlap = 0.0
     else:
         min_overlap = 2 * (1 - max_distance) / (2 - max_distance)
     rows, cols = _overlapping_pairs(v, min_overlap)
+    if bar is not None:
+        bar.update()
     m = _min_overlaps(v, rows, cols)
+    if bar is not None:
+        bar.update()
+        bar.file.write('\n')
     dist = 1.0 - m / (2.0 - m)
     np.maximum(dist, 0.0, out=dist)
     dist[rows == cols] = 0.0  # 1 - m_ii / (2 - m_ii) with m_ii = sum V_i = 1
