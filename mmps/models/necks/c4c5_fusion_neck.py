@@ -1,7 +1,8 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 from typing import Sequence, Tuple
 
-from mmdet.utils import OptMultiConfig
+import torch.nn.functional as F
+from mmdet.utils import OptConfigType, OptMultiConfig
 from mmengine.model import BaseModule
 from torch import Tensor
 
@@ -25,6 +26,12 @@ class C4C5FusionNeck(BaseModule):
     where DCN is ``mmcv.ops.DeformConv2dPack`` (zero-initialised offsets,
     no bias) or a plain bias-free convolution when ``dcn=False``.
 
+    Any backbone fits: the channels come from ``in_channels``, and a backbone
+    whose last stage cannot keep stride 16 (e.g. ``mmpretrain.ConvNeXt``)
+    gives a stride-32 C5 that ``upsample_cfg`` resizes to C4's size after
+    the lateral convolution, as mmdet's ``FPN`` does its top-down path
+    (``lat = resize(DCN1x1(C5), size(C4))``).
+
     Args:
         in_channels (Sequence[int]): Channels of C4 and C5.
             Defaults to (1024, 2048).
@@ -32,6 +39,11 @@ class C4C5FusionNeck(BaseModule):
             (C4 is added unchanged). Defaults to 1024.
         dcn (bool): Deformable (True) or plain convolutions.
             Defaults to True.
+        upsample_cfg (dict, optional): ``F.interpolate`` arguments (other
+            than ``size``) that resize the lateral output of a C5 smaller
+            than C4 to C4's size, e.g. ``dict(mode='nearest')``. None (the
+            reference) requires C4 and C5 of the same size.
+            Defaults to None.
         init_cfg (dict or list[dict], optional): Initialization config.
             Defaults to None (kaiming-uniform weights, zero offsets).
     """
@@ -40,6 +52,7 @@ class C4C5FusionNeck(BaseModule):
                  in_channels: Sequence[int] = (1024, 2048),
                  out_channels: int = 1024,
                  dcn: bool = True,
+                 upsample_cfg: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(in_channels) != 2:
@@ -53,6 +66,8 @@ class C4C5FusionNeck(BaseModule):
         self.in_channels = tuple(in_channels)
         self.out_channels = out_channels
         self.dcn = dcn
+        self.upsample_cfg = None if upsample_cfg is None else dict(
+            upsample_cfg)
         self.lateral_conv = build_conv_or_dcn(
             in_channels[1], out_channels, 1, dcn=dcn)
         self.fusion_conv = build_conv_or_dcn(
@@ -63,15 +78,21 @@ class C4C5FusionNeck(BaseModule):
 
         Args:
             inputs (Sequence[Tensor]): Backbone outputs; the last two are C4
-                (N, in_channels[0], H, W) and C5 (N, in_channels[1], H, W).
+                (N, in_channels[0], H, W) and C5 (N, in_channels[1], H, W),
+                or C5 of any size with ``upsample_cfg``.
 
         Returns:
             tuple[Tensor]: One map (N, out_channels, H, W).
         """
         c4, c5 = inputs[-2], inputs[-1]
-        if c4.shape[-2:] != c5.shape[-2:]:
+        size = c4.shape[-2:]
+        if self.upsample_cfg is None and c5.shape[-2:] != size:
             raise ValueError(
                 f'C4 {tuple(c4.shape)} and C5 {tuple(c5.shape)} must have the '
-                'same size: use a backbone with strides=(1, 2, 2, 1)')
-        fused = c4 + self.lateral_conv(c5)
+                'same size: use a backbone with strides=(1, 2, 2, 1), or '
+                "set upsample_cfg (e.g. dict(mode='nearest'))")
+        lateral = self.lateral_conv(c5)
+        if lateral.shape[-2:] != size:
+            lateral = F.interpolate(lateral, size=size, **self.upsample_cfg)
+        fused = c4 + lateral
         return (self.fusion_conv(fused) + fused, )

@@ -55,3 +55,28 @@ def test_bad_configs_fail_loudly():
     neck = C4C5FusionNeck(in_channels=(8, 16), out_channels=8)
     with pytest.raises(ValueError, match='strides=\\(1, 2, 2, 1\\)'):
         neck((torch.randn(1, 8, 6, 6), torch.randn(1, 16, 3, 3)))
+
+
+@pytest.mark.parametrize('c4_size,c5_size', [((6, 5), (3, 3)),
+                                             ((7, 3), (3, 1))])
+def test_upsample_cfg_resizes_a_coarser_c5(c4_size, c5_size):
+    """A stride-32 C5 (e.g. mmpretrain's ConvNeXt, odd C4 sizes floored):
+    the lateral output is resized to C4's size, as FPN's top-down path."""
+    neck = C4C5FusionNeck(
+        in_channels=(8, 16),
+        out_channels=8,
+        dcn=False,
+        upsample_cfg=dict(mode='nearest'))
+    c4, c5 = torch.randn(2, 8, *c4_size), torch.randn(2, 16, *c5_size)
+    lat = F.interpolate(
+        F.conv2d(c5, neck.lateral_conv.weight), size=c4_size, mode='nearest')
+    r = c4 + lat
+    ref = F.conv2d(r, neck.fusion_conv.weight, padding=1) + r
+    out = neck((c4, c5))[0]
+    assert out.shape == (2, 8, *c4_size)
+    assert torch.allclose(out, ref, atol=1e-5)
+    # C5 already at C4's size: upsample_cfg changes nothing
+    same = torch.randn(2, 16, *c4_size)
+    plain = C4C5FusionNeck(in_channels=(8, 16), out_channels=8, dcn=False)
+    plain.load_state_dict(neck.state_dict())
+    assert torch.allclose(neck((c4, same))[0], plain((c4, same))[0])
