@@ -1,5 +1,5 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-from .base_ps_dataset import BasePersonSearchDataset
+from .base_ps_dataset import BasePersonSearchDataset, ImageReadError
 from .cuhk_sysu import CUHK_SYSU_GALLERY_SIZES, CUHKSYSUDataset
 from .native_io import AnnotationError
 from .prw import PRWDataset, prw_camera_id
@@ -7,5 +7,6 @@ from .transforms import *  # noqa: F401,F403
 
 __all__ = [
     'AnnotationError', 'BasePersonSearchDataset', 'CUHKSYSUDataset',
-    'CUHK_SYSU_GALLERY_SIZES', 'PRWDataset', 'prw_camera_id'
+    'CUHK_SYSU_GALLERY_SIZES', 'ImageReadError', 'PRWDataset',
+    'prw_camera_id'
 ]

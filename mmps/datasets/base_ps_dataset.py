@@ -9,16 +9,41 @@ from mmengine.logging import print_log
 
 from .native_io import AnnotationError
 
+#: Images named in a start-up error about missing or unreadable images.
+_MAX_LISTED = 5
+
+
+class ImageReadError(OSError):
+    """An image file that cannot be read or decoded when it is loaded."""
+
 
 class BasePersonSearchDataset(BaseDetDataset):
     """Base class of person search datasets read from their native files.
 
     A subclass reads its native annotation files into plain records
     (:meth:`load_train_records`, :meth:`load_test_records`); this class turns
-    them into mmdet ``data_list`` entries, checks the images, skips boxes of
-    non-positive size (counted in the log) and numbers the training boxes.
+    them into mmdet ``data_list`` entries, checks the images, clips the boxes
+    to their image, skips boxes of non-positive size or wholly outside their
+    image (both counted in the log) and numbers the training boxes.
 
-    Train split: one entry per image that has at least one valid box::
+    Bad inputs:
+
+    - a missing or unreadable image file: :class:`AnnotationError` at
+      start-up naming how many and the first few (``check_images=True``);
+    - an image that cannot be decoded when loaded (e.g. a truncated file):
+      :class:`ImageReadError` naming the file and the data index;
+    - a box partly outside its image: clipped (counted, logged once); a box
+      of non-positive size or wholly outside: skipped (counted, logged once);
+    - an image with no (valid) box: kept, with no instance; a training image
+      is dropped by ``filter_cfg=dict(filter_empty_gt=True)``, a test image
+      always stays a gallery image;
+    - a query box partly outside its image: clipped (counted, logged once);
+      of non-positive size or wholly outside: :class:`AnnotationError`
+      naming the query (index, image, box). Queries are never skipped, so
+      that query ``q`` stays row ``q`` of saved results.
+
+    Train split: one entry per image, with its valid boxes (images without
+    any are dropped by ``filter_cfg=dict(filter_empty_gt=True)``)::
 
         dict(img_path, img_id, height, width, cam_id, is_query=False,
              instances=[dict(bbox=[x1, y1, x2, y2], bbox_label=0,
@@ -87,7 +112,8 @@ class BasePersonSearchDataset(BaseDetDataset):
             tuple[list[dict], list[dict]]: gallery records as in
             :meth:`load_train_records`, and per query
             ``dict(name, box (x, y, w, h), person_id, cam_id, gallery)``
-            where ``gallery`` is a list of gallery image names or None.
+            where ``gallery`` is a list of gallery image names or None, and
+            optionally ``where`` (file and position, for error messages).
         """
         raise NotImplementedError
 
@@ -100,55 +126,117 @@ class BasePersonSearchDataset(BaseDetDataset):
         """Build the data list from the native files (see the class doc)."""
         if not osp.isdir(self.data_root):
             raise AnnotationError(f'{self.data_root}: dataset root not found')
-        self._skipped_boxes = 0
+        #: box counts of the log: clipped, skipped (non-positive size),
+        #: skipped (wholly outside the image), clipped query boxes
+        self.box_stats = dict(
+            clipped=0, non_positive=0, outside=0, clipped_queries=0)
+        self._bad_images = dict(missing=[], unreadable=[])
         if self.split == 'train':
-            data_list = self._make_entries(self.load_train_records(),
-                                           number_instances=True)
+            records = self.load_train_records()
+            self._check_not_empty(records)
+            data_list = self._make_entries(records, number_instances=True)
             self.num_queries = 0
         else:
             gallery, queries = self.load_test_records()
+            self._check_not_empty(gallery)
             data_list = self._make_entries(gallery, number_instances=False)
             data_list += self._make_queries(queries, data_list)
             self.num_queries = len(queries)
+        self._raise_bad_images()
         self.num_gallery = len(data_list) - self.num_queries
-        if self._skipped_boxes:
-            print_log(
-                f'{type(self).__name__} ({self.split}): skipped '
-                f'{self._skipped_boxes} box(es) of non-positive size',
-                logger='current',
-                level=logging.WARNING)
+        self._log_box_stats()
         return data_list
 
+    def _check_not_empty(self, records: Sequence[dict]) -> None:
+        if not records:
+            raise AnnotationError(f'{self.data_root}: the annotations list no '
+                                  f'{self.split} image')
+
+    def _log_box_stats(self) -> None:
+        stats, name = self.box_stats, f'{type(self).__name__} ({self.split})'
+        clipped = stats['clipped'] + stats['clipped_queries']
+        if clipped:
+            print_log(
+                f'{name}: clipped {stats["clipped"]} box(es) and '
+                f'{stats["clipped_queries"]} query box(es) to their image',
+                logger='current',
+                level=logging.INFO)
+        skipped = [
+            f'{stats[k]} box(es) {what}'
+            for k, what in (('non_positive', 'of non-positive size'),
+                            ('outside', 'wholly outside their image'))
+            if stats[k]
+        ]
+        if skipped:
+            print_log(
+                f'{name}: skipped ' + ' and '.join(skipped),
+                logger='current',
+                level=logging.WARNING)
+
     def _image_info(self, name: str) -> dict:
+        """Path and size (from the header) of an image; a missing or
+        unreadable file is recorded and reported by :meth:`_raise_bad_images`
+        once every image has been checked."""
         path = osp.join(self.img_dir, name)
         info = dict(img_path=path, height=None, width=None)
         if self.check_images:
             if not osp.isfile(path):
-                raise AnnotationError(
-                    f'{path}: image file not found (listed in the '
-                    f'annotations of {self.data_root}; pass '
-                    'check_images=False for an annotation-only root)')
-            info['width'], info['height'] = _image_size(path)
+                self._bad_images['missing'].append(path)
+                return info
+            try:
+                info['width'], info['height'] = _image_size(path)
+            except AnnotationError as e:
+                self._bad_images['unreadable'].append(str(e))
         return info
 
-    def _valid_boxes(self, boxes: np.ndarray, info: dict) -> tuple:
-        """x, y, w, h -> clipped x1, y1, x2, y2; returns (boxes, keep mask)."""
+    def _raise_bad_images(self) -> None:
+        missing = self._bad_images['missing']
+        unreadable = self._bad_images['unreadable']
+        if not missing and not unreadable:
+            return
+        lines = []
+        if missing:
+            lines.append(f'{len(missing)} image file(s) not found, e.g. ' +
+                         ', '.join(missing[:_MAX_LISTED]))
+        if unreadable:
+            lines.append(f'{len(unreadable)} unreadable image file(s), e.g. ' +
+                         '; '.join(unreadable[:_MAX_LISTED]))
+        raise AnnotationError(
+            f'{self.data_root} ({self.split}): ' + '; '.join(lines) +
+            ' (pass check_images=False for an annotation-only root)')
+
+    def _valid_boxes(self, boxes: np.ndarray, info: dict,
+                     count: bool = True) -> tuple:
+        """x, y, w, h -> clipped x1, y1, x2, y2.
+
+        Returns:
+            tuple: ``(xyxy, keep, clipped, outside)``: the clipped boxes, the
+            boxes kept (positive size after clipping), the boxes that were
+            clipped, and the boxes of positive size wholly outside the image.
+        """
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], 1)
+        raw = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], 1)
+        xyxy = raw.copy()
         xyxy[:, :2] = np.maximum(xyxy[:, :2], 0)  # a few boxes start at -1
         if info['width'] is not None:
-            xyxy[:, 0::2] = np.minimum(xyxy[:, 0::2], info['width'])
-            xyxy[:, 1::2] = np.minimum(xyxy[:, 1::2], info['height'])
+            xyxy[:, 0::2] = np.clip(xyxy[:, 0::2], 0, info['width'])
+            xyxy[:, 1::2] = np.clip(xyxy[:, 1::2], 0, info['height'])
+        positive = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
         keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-        self._skipped_boxes += int((~keep).sum())
-        return xyxy, keep
+        outside = positive & ~keep
+        clipped = keep & (xyxy != raw).any(1)
+        if count:
+            self.box_stats['clipped'] += int(clipped.sum())
+            self.box_stats['non_positive'] += int((~positive).sum())
+            self.box_stats['outside'] += int(outside.sum())
+        return xyxy, keep, clipped, outside
 
     def _make_entries(self, records: Sequence[dict],
                       number_instances: bool) -> List[dict]:
         data_list, next_id = [], 0
         for rec in records:
             info = self._image_info(rec['name'])
-            xyxy, keep = self._valid_boxes(rec['boxes'], info)
+            xyxy, keep = self._valid_boxes(rec['boxes'], info)[:2]
             pids = np.asarray(rec['person_ids'], np.int64)
             instances = []
             for box, pid in zip(xyxy[keep], pids[keep]):
@@ -179,11 +267,18 @@ class BasePersonSearchDataset(BaseDetDataset):
         for q, rec in enumerate(queries):
             g = index.get(rec['name'], -1)
             info = gallery[g] if g >= 0 else self._image_info(rec['name'])
-            xyxy, keep = self._valid_boxes(rec['box'], info)
+            xyxy, keep, clipped, outside = self._valid_boxes(
+                rec['box'], info, count=False)
             if not keep[0]:
+                size = '' if info['width'] is None else \
+                    f' ({info["width"]} x {info["height"]})'
+                what = f'lies wholly outside its image{size}' \
+                    if outside[0] else 'has a non-positive size'
                 raise AnnotationError(
-                    f'{self.data_root}: query {q} ({rec["name"]}) has a box '
-                    f'of non-positive size: {np.asarray(rec["box"]).tolist()}')
+                    f'{rec.get("where", self.data_root)}: query {q} (image '
+                    f'{rec["name"]}, box x, y, w, h = '
+                    f'{np.asarray(rec["box"]).tolist()}) {what}')
+            self.box_stats['clipped_queries'] += int(clipped[0])
             ids = None
             if rec.get('gallery') is not None:
                 missing = [n for n in rec['gallery'] if n not in index]
@@ -213,6 +308,28 @@ class BasePersonSearchDataset(BaseDetDataset):
                             person_id=int(rec['person_id']))
                     ]))
         return entries
+
+    def prepare_data(self, idx: int):
+        """The pipeline's output for entry ``idx``.
+
+        An image that cannot be read or decoded raises
+        :class:`ImageReadError` naming the file and the entry, instead of the
+        loading transform's own error (mmcv: ``AssertionError: failed to load
+        image``, or an error from the decoder).
+        """
+        try:
+            return super().prepare_data(idx)
+        except Exception as e:
+            info = self.get_data_info(idx)
+            path = info.get('img_path')
+            problem = _unreadable(path) if isinstance(path, str) else None
+            if problem is None:
+                raise
+            what = f'query {info["query_id"]}' if info.get('is_query') \
+                else f'image {info.get("img_id")}'
+            raise ImageReadError(
+                f'{path}: {problem} (entry {idx} of {type(self).__name__} '
+                f'{self.split}, {what})') from e
 
     def filter_data(self) -> List[dict]:
         """Drop training images without boxes (``filter_cfg.filter_empty_gt``).
@@ -246,6 +363,24 @@ class BasePersonSearchDataset(BaseDetDataset):
     def get_person_ids(self) -> np.ndarray:
         """Dataset identity of every training box, indexed by instance id."""
         return self.get_slot_table()['person_ids']
+
+
+def _unreadable(path: str) -> Optional[str]:
+    """Why a local image file cannot be used, or None (it decodes, or it is
+    not a local path)."""
+    if '://' in path:  # a remote backend: not checked here
+        return None
+    if not osp.isfile(path):
+        return 'image file not found'
+    try:
+        import mmcv
+        with open(path, 'rb') as f:
+            img = mmcv.imfrombytes(f.read())
+    except Exception as e:
+        return f'cannot decode the image ({type(e).__name__}: {e})'
+    if img is None:
+        return 'cannot decode the image (truncated or corrupt file)'
+    return None
 
 
 def _image_size(path: str) -> tuple:

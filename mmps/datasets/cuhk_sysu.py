@@ -60,6 +60,8 @@ class CUHKSYSUDataset(BasePersonSearchDataset):
         path = self._ann('Images.mat')
         imgs = check_fields(
             load_mat(path, ['Img'])['Img'], ('imname', 'box'), f'{path}: Img')
+        if imgs.size == 0:
+            raise AnnotationError(f'{path}: Img lists no image')
         out = {}
         for i, img in enumerate(imgs):
             name = mat_str(img['imname'], f'{path}: Img({i + 1}).imname')
@@ -137,6 +139,9 @@ class CUHKSYSUDataset(BasePersonSearchDataset):
     def load_test_records(self):
         boxes = self._load_images()
         pool = self._load_pool()
+        if not pool:
+            raise AnnotationError(f"{self._ann('pool.mat')}: pool lists no "
+                                  'test image')
         missing = [n for n in pool if n not in boxes]
         if missing:
             raise AnnotationError(
@@ -145,6 +150,8 @@ class CUHKSYSUDataset(BasePersonSearchDataset):
         path, var = self.protocol_file()
         protoc = check_fields(
             load_mat(path, [var])[var], ('Query', 'Gallery'), f'{path}: {var}')
+        if protoc.size == 0:
+            raise AnnotationError(f'{path}: {var} lists no query')
         ids, queries, self._unmatched = {}, [], 0
         for i, item in enumerate(protoc):
             where = f'{path}: {var}({i + 1})'
@@ -164,7 +171,8 @@ class CUHKSYSUDataset(BasePersonSearchDataset):
                 self._assign(ids, boxes, names[j], box, pid, w)
             queries.append(
                 dict(name=q_name, box=q_box, person_id=pid, cam_id=0,
-                     gallery=names if self.gallery_size else None))
+                     gallery=names if self.gallery_size else None,
+                     where=f'{where}.Query'))
         self._warn_unmatched(path)
         return self._records(pool, boxes, ids), queries
 

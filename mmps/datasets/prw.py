@@ -41,6 +41,8 @@ class PRWDataset(BasePersonSearchDataset):
         path = osp.join(self.data_root, f'frame_{split}.mat')
         var = f'img_index_{split}'
         names = mat_cell_strings(load_mat(path, [var])[var], f'{path}: {var}')
+        if not names:
+            raise AnnotationError(f'{path}: {var} lists no frame')
         return [n if n.endswith('.jpg') else n + '.jpg' for n in names]
 
     def _record(self, name: str) -> dict:
@@ -57,6 +59,11 @@ class PRWDataset(BasePersonSearchDataset):
             raise AnnotationError(f'{path}: {key} must be an N x 5 numeric '
                                   f'array [pid, x, y, w, h], got shape '
                                   f'{ann.shape} ({ann.dtype})')
+        bad = ~np.isfinite(ann).all(1)
+        if bad.any():
+            raise AnnotationError(
+                f'{path}: {key} row(s) {np.flatnonzero(bad)[:5].tolist()} '
+                f'hold non-finite values: {ann[bad][0].tolist()}')
         pids = ann[:, 0].astype(np.int64)
         pids[pids < 0] = -1  # -2 marks unlabeled people
         return dict(name=name, boxes=ann[:, 1:].astype(np.float64),
@@ -76,6 +83,8 @@ class PRWDataset(BasePersonSearchDataset):
                 if not line.strip():
                     continue
                 queries.append(_parse_query(line, f'{path}:{i + 1}'))
+        if not queries:
+            raise AnnotationError(f'{path}: no query (the file is empty)')
         return gallery, queries
 
 
@@ -99,6 +108,8 @@ def _parse_query(line: str, where: str) -> dict:
     except ValueError:
         raise AnnotationError(f'{where}: non-numeric pid or box in '
                               f'{line.rstrip()!r}')
+    if not np.isfinite(box).all():
+        raise AnnotationError(f'{where}: non-finite box in {line.rstrip()!r}')
     name = parts[5] if parts[5].endswith('.jpg') else parts[5] + '.jpg'
     return dict(name=name, box=box, person_id=pid,
-                cam_id=prw_camera_id(name, where), gallery=None)
+                cam_id=prw_camera_id(name, where), gallery=None, where=where)

@@ -357,12 +357,24 @@ def _check_dets(protocol: PersonSearchProtocol, det_img, dets,
                          or det_img.max() >= protocol.num_images):
         raise ValueError(f'det_img must index the {protocol.num_images} '
                          'gallery images of the protocol')
+    _check_finite(dets, 'dets')
     if det_feats is not None:
         det_feats = np.asarray(det_feats)
         if det_feats.ndim != 2 or len(det_feats) != len(det_img):
             raise ValueError(f'det_feats must be ({len(det_img)}, D), got '
                              f'shape {det_feats.shape}')
+        _check_finite(det_feats, 'det_feats')
     return det_img, dets, det_feats
+
+
+def _check_finite(arr: np.ndarray, name: str) -> None:
+    """Raise if a row of a 2-d array holds a NaN or an Inf (a diverged model
+    would otherwise be ranked silently)."""
+    if arr.size and arr.dtype.kind in 'fc':
+        bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+        if len(bad):
+            raise ValueError(f'{name} has {len(bad)} row(s) with NaN or Inf '
+                             f'values, e.g. row(s) {bad[:5].tolist()}')
 
 
 # -- detection ----------------------------------------------------------------
@@ -561,6 +573,7 @@ def eval_search(protocol: PersonSearchProtocol,
     if len(det_feats) and query_feats.shape[1] != det_feats.shape[1]:
         raise ValueError(f'query_feats have {query_feats.shape[1]} dims, '
                          f'det_feats {det_feats.shape[1]}')
+    _check_finite(query_feats, 'query_feats')
     dtype = np.result_type(det_feats.dtype, query_feats.dtype, np.float32)
     det_feats = det_feats.astype(dtype, copy=False)
     query_feats = query_feats.astype(dtype, copy=False)

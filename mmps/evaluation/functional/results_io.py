@@ -63,7 +63,9 @@ def load_search_results(path: str) -> Dict[str, np.ndarray]:
 
     Raises:
         SearchResultsError: The file is missing or unreadable, a field is
-            missing, or a field has the wrong shape, type or values.
+            missing, or a field has the wrong shape, type or values (NaN or
+            Inf in ``gallery_dets``, ``gallery_feats`` or ``query_feats``
+            included).
     """
     if not osp.isfile(path):
         raise SearchResultsError(f'{path}: results file not found')
@@ -119,6 +121,19 @@ def _validate(a: Dict[str, np.ndarray], path: str) -> None:
     if M and len(qf) and qf.shape[1] != feats.shape[1]:
         fail('query_feats', f'has {qf.shape[1]} dims but gallery_feats '
              f'{feats.shape[1]}')
+    for field, arr in (('gallery_dets', dets), ('gallery_feats', feats),
+                       ('query_feats', qf)):
+        bad = _non_finite_rows(arr)
+        if len(bad):
+            fail(field, f'has {len(bad)} row(s) with NaN or Inf values, e.g. '
+                 f'row(s) {bad[:5].tolist()}')
+
+
+def _non_finite_rows(arr: np.ndarray) -> np.ndarray:
+    """Indices of the rows of a 2-d float array holding a NaN or an Inf."""
+    if arr.size == 0:
+        return np.zeros(0, np.int64)
+    return np.flatnonzero(~np.isfinite(arr).all(axis=1))
 
 
 def align_search_results(results: Dict[str, np.ndarray],

@@ -4,6 +4,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmps.registry import MODELS
+from .utils import float32_forward
 
 
 def _euclidean(x: Tensor, y: Tensor) -> Tensor:
@@ -53,6 +54,7 @@ class BatchHardTripletWithBackgroundLoss(nn.Module):
         self.bg_weight = float(bg_weight)
         self.loss_weight = float(loss_weight)
 
+    @float32_forward
     def forward(self, feats: Tensor, labels: Tensor) -> Tensor:
         """Compute the loss.
 

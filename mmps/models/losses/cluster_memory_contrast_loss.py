@@ -9,6 +9,7 @@ from torch import Tensor
 
 from mmps.registry import MODELS
 from ..reid.instance_memory import InstanceMemory, cluster_centroids
+from .utils import float32_forward
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -68,6 +69,7 @@ class ClusterMemoryContrastLoss(nn.Module):
         self.normalize = normalize
         self.loss_weight = float(loss_weight)
 
+    @float32_forward
     def forward(self,
                 feats: Tensor,
                 targets: Tensor,

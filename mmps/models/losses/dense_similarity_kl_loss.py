@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmps.registry import MODELS
+from .utils import float32_forward
 
 
 @MODELS.register_module()
@@ -59,6 +60,7 @@ class DenseSimilarityKLLoss(nn.Module):
         self.detach = detach
         self.loss_weight = float(loss_weight)
 
+    @float32_forward
     def forward(self,
                 scene_feats: Tensor,
                 instance_feats: Tensor,

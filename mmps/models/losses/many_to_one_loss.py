@@ -3,6 +3,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmps.registry import MODELS
+from .utils import float32_forward
 
 
 @MODELS.register_module()
@@ -36,6 +37,7 @@ class ManyToOneLoss(nn.Module):
         self.reduction = reduction
         self.loss_weight = float(loss_weight)
 
+    @float32_forward
     def forward(self, scene_feats: Tensor, instance_feats: Tensor) -> Tensor:
         """Compute the loss.
 

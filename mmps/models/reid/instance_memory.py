@@ -1,4 +1,5 @@
 # Copyright (c) OpenMMLab. All rights reserved.
+import logging
 import math
 from typing import List, Optional, Tuple
 
@@ -6,6 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine import dist
+from mmengine.logging import print_log
 from torch import Tensor
 
 from mmps.registry import MODELS
@@ -61,6 +63,11 @@ class InstanceMemory(nn.Module):
       threshold of the re-clustering (NaN = not frozen yet).
     - ``initialized`` () bool, set by :meth:`init_features`.
 
+    A feature with a NaN or an Inf (e.g. an fp16 overflow under AMP, whose
+    step the grad scaler then skips) is never written: it would poison its
+    slot and, through the centroids, every later loss. Such features are
+    dropped, counted in ``num_skipped_nonfinite`` and logged.
+
     Args:
         num_slots (int): Number of slots N (the number of training boxes).
             Defaults to 0 (resize later).
@@ -83,6 +90,8 @@ class InstanceMemory(nn.Module):
         self.register_buffer('image_ids', torch.zeros(0, dtype=torch.long))
         self.register_buffer('indep_threshold', torch.tensor(float('nan')))
         self.register_buffer('initialized', torch.tensor(False))
+        #: features dropped by the writes for holding a NaN or an Inf
+        self.num_skipped_nonfinite = 0
         self.resize_(num_slots)
 
     @property
@@ -165,6 +174,24 @@ class InstanceMemory(nn.Module):
         return feats.detach().to(device=self.features.device,
                                  dtype=self.features.dtype)
 
+    def _drop_non_finite(self, feats: Tensor, *ids: Tensor) -> tuple:
+        """Drop the rows of ``feats`` (and of ``ids``) with a NaN or an Inf.
+
+        Called after the all-gather, so every rank drops the same rows.
+        """
+        finite = torch.isfinite(feats).all(dim=1)
+        num_bad = feats.size(0) - int(finite.sum())
+        if num_bad == 0:
+            return (feats, ) + ids
+        self.num_skipped_nonfinite += num_bad
+        print_log(
+            f'InstanceMemory: skipped {num_bad} feature(s) with NaN or Inf '
+            f'values ({self.num_skipped_nonfinite} so far); their slots keep '
+            'their previous features',
+            logger='current',
+            level=logging.WARNING)
+        return (feats[finite], ) + tuple(i[finite] for i in ids)
+
     # ------------------------------------------------------------------ #
     # Writing
     # ------------------------------------------------------------------ #
@@ -200,6 +227,11 @@ class InstanceMemory(nn.Module):
                     feats, torch.stack([slot_ids, image_ids], 1))
                 slot_ids, image_ids = ids[:, 0], ids[:, 1]
         self._check_slot_ids(slot_ids)
+        if image_ids is None:
+            feats, slot_ids = self._drop_non_finite(feats, slot_ids)
+        else:
+            feats, slot_ids, image_ids = self._drop_non_finite(
+                feats, slot_ids, image_ids)
         if slot_ids.numel() > 0:
             # keep the last occurrence of a repeated slot (deterministic)
             order = torch.arange(slot_ids.numel(), device=slot_ids.device)
@@ -257,7 +289,8 @@ class InstanceMemory(nn.Module):
         every feature ``f`` with slot ``y`` in order,
         ``M[y] <- m * M[y] + (1 - m) * f`` and ``M[y] <- M[y] / |M[y]|``.
         A slot given several times is updated several times, in order, as in
-        the reference's loop (the loop is vectorised over slots only).
+        the reference's loop (the loop is vectorised over slots only). A
+        feature with a NaN or an Inf is skipped (see the class doc).
 
         In a distributed run this is a collective: call it on every rank
         every iteration, also with no feature (``B = 0``).
@@ -274,6 +307,7 @@ class InstanceMemory(nn.Module):
             feats, slot_ids = self._gather(feats, slot_ids)
         # checked after the gather, so that every rank raises alike
         self._check_slot_ids(slot_ids)
+        feats, slot_ids = self._drop_non_finite(feats, slot_ids)
         self._momentum_update(feats, slot_ids)
 
     def _gather(self, feats: Tensor, ids: Tensor) -> Tuple[Tensor, Tensor]:

@@ -33,6 +33,24 @@ def _as_numpy(x: ArrayLike, dtype=None) -> np.ndarray:
     return np.asarray(x, dtype=dtype)
 
 
+def _check_finite_rows(features: ArrayLike) -> None:
+    """Raise a clear error for features with a NaN or an Inf (scikit-learn
+    and the Jaccard distance would fail obscurely or silently)."""
+    if not isinstance(features, torch.Tensor):
+        features = np.asarray(features)
+    if features.ndim != 2:
+        return  # the Jaccard distance reports the shape
+    if isinstance(features, torch.Tensor):
+        finite = torch.isfinite(features.detach()).all(1).cpu().numpy()
+    else:
+        finite = np.isfinite(features).all(1)
+    bad = np.flatnonzero(~finite)
+    if len(bad):
+        raise ValueError(f'features has {len(bad)} row(s) with NaN or Inf '
+                         f'values (rows {bad[:5].tolist()}...): the memory '
+                         'holds diverged features')
+
+
 def _singletons(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Give each sample of ``mask`` its own new id (after the largest one),
     in index order."""
@@ -261,6 +279,9 @@ def generate_pseudo_labels(features: ArrayLike,
         ``num_outliers`` (DBSCAN outliers at the normal eps),
         ``num_scene_split``, ``num_unreliable``, ``jaccard_nnz``,
         ``time_jaccard``, ``time_dbscan``, ``time_total`` (seconds).
+
+    Raises:
+        ValueError: A feature holds a NaN or an Inf.
     """
     start = time.perf_counter()
     eps = sorted(float(e) for e in eps)
@@ -268,6 +289,7 @@ def generate_pseudo_labels(features: ArrayLike,
         raise ValueError(f'eps must hold 1 or 3 values, got {eps}')
     if scene_constraint and image_ids is None:
         raise ValueError('the scene constraint needs image_ids')
+    _check_finite_rows(features)
     feats = features
     dist = k_reciprocal_jaccard(feats, k1=k1, k2=k2, max_distance=eps[-1])
     t_jaccard = time.perf_counter() - start
