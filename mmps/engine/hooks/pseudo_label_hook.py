@@ -141,7 +141,8 @@ class PseudoLabelHook(Hook):
                 k1=self.k1,
                 k2=self.k2,
                 indep_threshold=frozen,
-                scene_constraint=self.scene_constraint)
+                scene_constraint=self.scene_constraint,
+                progress=True)
             labels = np.asarray(
                 out['labels'].cpu() if torch.is_tensor(out['labels']) else
                 out['labels'], np.int64)

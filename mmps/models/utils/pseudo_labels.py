@@ -244,7 +244,8 @@ def generate_pseudo_labels(features: ArrayLike,
                            k2: int = 6,
                            indep_threshold: Optional[float] = None,
                            scene_constraint: bool = True,
-                           percentile: float = 90) -> Dict[str, object]:
+                           percentile: float = 90,
+                           progress: bool = False) -> Dict[str, object]:
     """Cluster an instance memory into pseudo labels (DICL / SpCL).
 
     One sparse k-reciprocal Jaccard matrix (pairs beyond the largest eps
@@ -270,6 +271,8 @@ def generate_pseudo_labels(features: ArrayLike,
             rule. Defaults to True.
         percentile (float): Percentile of the computed threshold.
             Defaults to 90.
+        progress (bool): Show a progress bar over the Jaccard distances
+            (most of the time). Defaults to False.
 
     Returns:
         dict: ``labels`` ((N, ) int64), ``indep_threshold`` (to pass back
@@ -291,7 +294,8 @@ def generate_pseudo_labels(features: ArrayLike,
         raise ValueError('the scene constraint needs image_ids')
     _check_finite_rows(features)
     feats = features
-    dist = k_reciprocal_jaccard(feats, k1=k1, k2=k2, max_distance=eps[-1])
+    dist = k_reciprocal_jaccard(
+        feats, k1=k1, k2=k2, max_distance=eps[-1], progress=progress)
     t_jaccard = time.perf_counter() - start
     results = [_dbscan(dist, e, min_samples) for e in eps]
     t_dbscan = time.perf_counter() - start - t_jaccard
