@@ -7,7 +7,10 @@ Example::
     python tools/test.py configs/dicl_synthetic_prw.py CKPT --out results.npz
 
 ``--out`` writes the gallery detections and query features in the format of
-``tools/analysis_tools/eval_search.py``. Without a checkpoint the model is
+``tools/analysis_tools/eval_search.py``. ``--show-dir DIR`` draws the ranked
+top-10 of the first ``--show-queries`` test queries (default 20) into
+``DIR/query_XXXX.jpg``, hits green / red by the ground truth
+(``SearchVisualizationHook``). Without a checkpoint the model is
 evaluated as initialised (a smoke test of the whole test loop).
 """
 import argparse
@@ -32,6 +35,15 @@ def parse_args():
     parser.add_argument(
         '--out',
         help='write gallery detections and query features to this .npz')
+    parser.add_argument(
+        '--show-dir',
+        help='draw the ranked results of the first test queries into this '
+        'folder (query_XXXX.jpg)')
+    parser.add_argument(
+        '--show-queries',
+        type=int,
+        default=20,
+        help='number of queries drawn with --show-dir (default 20)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -63,6 +75,29 @@ def set_results_file(evaluator, path: str) -> None:
         raise ValueError('--out needs a PersonSearchMetric in test_evaluator')
 
 
+def det_thresh_of(evaluator, default: float = 0.5) -> float:
+    """``det_thresh`` of the PersonSearchMetric of an evaluator config."""
+    metrics = evaluator.get('metrics', evaluator) \
+        if isinstance(evaluator, dict) else evaluator
+    metrics = metrics if isinstance(metrics, (list, tuple)) else [metrics]
+    for metric in metrics:
+        if str(metric.get('type', '')).split('.')[-1] == 'PersonSearchMetric':
+            return float(metric.get('det_thresh', default))
+    return default
+
+
+def add_show_hook(cfg, show_dir: str, num_queries: int) -> None:
+    """Add a SearchVisualizationHook writing into ``show_dir``."""
+    if num_queries < 1:
+        raise ValueError(f'--show-queries must be >= 1, got {num_queries}')
+    hook = dict(
+        type='SearchVisualizationHook',
+        out_dir=osp.abspath(show_dir),
+        num_queries=num_queries,
+        det_thresh=det_thresh_of(cfg.get('test_evaluator', {})))
+    cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [hook]
+
+
 def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
@@ -88,6 +123,9 @@ def main():
             raise ValueError(f'--out must be a .npz file, got {args.out}')
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         set_results_file(cfg.test_evaluator, osp.abspath(args.out))
+
+    if args.show_dir is not None:
+        add_show_hook(cfg, args.show_dir, args.show_queries)
 
     init_cpu_distributed(cfg.launcher)  # gloo where there is no CUDA
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \

@@ -1,0 +1,8 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+from .gallery_index import GalleryIndex, GalleryIndexError, SearchHit
+from .person_searcher import PersonSearcher, list_gallery_images
+
+__all__ = [
+    'PersonSearcher', 'GalleryIndex', 'GalleryIndexError', 'SearchHit',
+    'list_gallery_images'
+]
