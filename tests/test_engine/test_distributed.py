@@ -192,6 +192,7 @@ def root(tmp_path_factory):
         num_ids=8, image_size=(120, 200)).root
 
 
+@pytest.mark.slow
 def test_two_process_training_keeps_the_memory_identical(root, tmp_path):
     _spawn(_runner_worker, root, str(tmp_path))
     for epoch in range(2):

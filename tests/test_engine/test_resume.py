@@ -13,6 +13,8 @@ from mmps.engine import trust_local_checkpoints
 from mmps.datasets.synthetic import make_synthetic_prw
 from mmps.utils import register_all_modules
 
+pytestmark = pytest.mark.slow  # end-to-end runs (make test-fast skips them)
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'dicl_synthetic_prw.py')
 

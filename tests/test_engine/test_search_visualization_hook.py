@@ -8,6 +8,7 @@ import sys
 import types
 
 import cv2
+import pytest
 import numpy as np
 import torch
 from mmdet.structures import DetDataSample
@@ -117,6 +118,7 @@ def test_hook_ranks_and_draws(tmp_path):
     assert picture.shape[0] > 80 and picture.shape[1] > 3 * 100 * 80 / 60
 
 
+@pytest.mark.slow
 def test_test_py_show_dir(tmp_path):
     """A randomly initialised model scores below 0.5: the threshold of the
     metric (which the hook takes) is set to 0 to draw hits."""

@@ -66,6 +66,7 @@ def setup(tmp_path_factory):
                 box=box, frames=frames)
 
 
+@pytest.mark.slow
 def test_search_demo(setup, tmp_path, capsys):
     box = setup['box']
     # the gallery: 4 frames and the query's own frame (left out by default)

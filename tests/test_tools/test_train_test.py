@@ -17,6 +17,8 @@ from mmps.engine import trust_local_checkpoints
 from mmps.datasets import PRWDataset
 from mmps.datasets.synthetic import make_synthetic_prw
 
+pytestmark = pytest.mark.slow  # end-to-end runs (make test-fast skips them)
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'dicl_synthetic_prw.py')
 METRICS = ('mAP', 'top-1', 'top-5', 'top-10', 'det_recall', 'det_ap')
