@@ -6,6 +6,8 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # <work_dir>/training_curves.png, redrawn every epoch and validation
+    training_curves=dict(type='TrainingCurveHook'),
     visualization=dict(type='DetVisualizationHook'))
 
 env_cfg = dict(
