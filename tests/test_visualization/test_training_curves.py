@@ -205,6 +205,9 @@ def test_training_curve_hook_in_a_run(tmp_path):
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10)
     cfg.work_dir = str(tmp_path / 'work')
     cfg.experiment_name = 'training_curves'
+    # mmengine keeps visualizers by name for the whole process: a fresh one,
+    # or the scalars go to the folder of an earlier test's runner
+    cfg.visualizer.name = f'training_curves_{tmp_path.name}'
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert osp.isfile(osp.join(cfg.work_dir, 'training_curves.png'))
