@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import os.path as osp
+from contextlib import nullcontext
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
@@ -30,8 +31,7 @@ from mmengine.runner import load_checkpoint
 from mmengine.utils import ProgressBar
 from torch import Tensor
 
-from mmps.engine import checkpoint as ckpt_module
-from mmps.engine import trust_local_checkpoints
+from mmps.engine import trusted_local_checkpoints
 from mmps.registry import MODELS
 from mmps.utils import register_all_modules
 from .gallery_index import GalleryIndex, SearchHit
@@ -164,13 +164,8 @@ class PersonSearcher:
             finally:
                 logger.setLevel(level)
             return model
-        was_trusted = ckpt_module._TRUSTED
-        if trust:
-            trust_local_checkpoints(True)
-        try:
+        with trusted_local_checkpoints() if trust else nullcontext():
             load_checkpoint(model, checkpoint, map_location='cpu')
-        finally:
-            trust_local_checkpoints(was_trusted)
         return model
 
     @staticmethod

@@ -17,6 +17,7 @@ such a file raises an error that says how to opt in
 (``trust_local_checkpoints()`` or ``MMPS_TRUST_CHECKPOINTS=1``). Unpickling
 runs code from the file: only trust files you made or know.
 """
+import contextlib
 import logging
 import os
 import os.path as osp
@@ -38,6 +39,24 @@ def trust_local_checkpoints(trust: bool = True) -> None:
     """
     global _TRUSTED
     _TRUSTED = bool(trust)
+
+
+@contextlib.contextmanager
+def trusted_local_checkpoints(trust: bool = True):
+    """Trust (or not) local checkpoints inside a ``with`` block only.
+
+    The previous setting is restored on exit, also after an error.
+
+    Args:
+        trust (bool): The setting inside the block. Defaults to True.
+    """
+    global _TRUSTED
+    previous = _TRUSTED
+    _TRUSTED = bool(trust)
+    try:
+        yield
+    finally:
+        _TRUSTED = previous
 
 
 def local_checkpoints_trusted() -> bool:

@@ -13,7 +13,7 @@ import pytest
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmps.engine  # noqa: F401  registers the checkpoint loader
-from mmps.engine import trust_local_checkpoints
+from mmps.engine import trusted_local_checkpoints
 from mmps.datasets import PRWDataset
 from mmps.datasets.synthetic import make_synthetic_prw
 
@@ -36,16 +36,6 @@ def root(tmp_path_factory):
     return make_synthetic_prw(
         str(tmp_path_factory.mktemp('prw')), seed=4, num_images=24,
         num_ids=8, image_size=(120, 200)).root
-
-
-class trusted:
-    """Trust local checkpoints inside the block (as mmps tools do)."""
-
-    def __enter__(self):
-        trust_local_checkpoints(True)
-
-    def __exit__(self, *exc):
-        trust_local_checkpoints(False)
 
 
 def logged_metrics(log: str) -> dict:
@@ -93,7 +83,7 @@ def test_train_then_test_checkpoint(root, tmp_path):
     assert 'loss_id' in log and 'loss_sim' in log and 'loss_triplet' in log
     ckpt = osp.join(work, 'epoch_1.pth')
     assert osp.isfile(ckpt)
-    with trusted():
+    with trusted_local_checkpoints():
         state = _load_checkpoint(ckpt, map_location='cpu')['state_dict']
     num_slots = PRWDataset(data_root=root, split='train').num_instances
     assert state['roi_head.memory.features'].shape == (num_slots, 256)
