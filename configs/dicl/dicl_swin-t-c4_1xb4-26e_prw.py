@@ -43,7 +43,8 @@ model = dict(
     neck=dict(in_channels=(c4, 2 * c4), out_channels=c4),
     rpn_head=dict(in_channels=c4, feat_channels=c4),
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=c4),
+        bbox_roi_extractor=dict(
+            roi_layer=dict(output_channels=c4), out_channels=c4),
         shared_head=dict(in_channels=c4),
         bbox_head=dict(in_channels=c4),
         reid_head=dict(in_channels=c4)))

@@ -61,7 +61,8 @@ class GalleryIndex:
         det_img (np.ndarray): (M, ) index in ``img_paths`` of every detection.
         boxes (np.ndarray): (M, 4) ``x1, y1, x2, y2``, original pixels.
         scores (np.ndarray): (M, ) detection scores.
-        feats (np.ndarray): (M, D) unit-norm features.
+        feats (np.ndarray): (M, D) the model's features (unit-norm, or of
+            norm <= 1 with the reference's un-normalised fused features).
         model_id (str): Fingerprint of the model. Defaults to ''.
         meta (dict, optional): Description of the model (``config``,
             ``checkpoint``), for messages only.
@@ -215,11 +216,11 @@ class GalleryIndex:
                exclude_imgs: Optional[Sequence[str]] = None,
                img_indices: Optional[Sequence[int]] = None
                ) -> Union[List[SearchHit], List[List[SearchHit]]]:
-        """Rank the gallery detections by cosine similarity to queries.
+        """Rank the gallery detections by feature similarity (dot product).
 
         Args:
             query_feats (np.ndarray or Tensor): (D, ) one query or (Q, D)
-                queries, unit-norm.
+                queries, as the model gives them.
             topk (int, optional): Hits per query; None for all.
                 Defaults to 10.
             det_thresh (float): Minimum detection score (the protocol's 0.5).

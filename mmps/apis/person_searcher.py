@@ -283,7 +283,8 @@ class PersonSearcher:
             box (Sequence[float]): ``x1, y1, x2, y2`` in the image's pixels.
 
         Returns:
-            Tensor: (D, ) unit-norm feature (CPU).
+            Tensor: (D, ) feature (CPU): unit-norm, or of norm <= 1 with
+            the reference's un-normalised fused features (the default).
 
         Raises:
             FileNotFoundError: The image file is missing.

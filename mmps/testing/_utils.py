@@ -43,9 +43,48 @@ def get_config(fname: str) -> Config:
     return Config.fromfile(path)
 
 
-def get_detector_cfg(fname: str) -> ConfigDict:
-    """A deep copy of the ``model`` of an mmps config."""
-    return copy.deepcopy(get_config(fname).model)
+def use_roi_align_without_cuda(model: ConfigDict) -> ConfigDict:
+    """Swap a CUDA-only RoI layer for ``RoIAlign`` where CUDA is absent.
+
+    The reference configs pool with mmcv's ``DeformRoIPoolPack`` (no CPU
+    kernel; the model refuses to build without CUDA). CPU tests build them
+    with ``RoIAlign`` of the same output size (``sampling_ratio=0``), the
+    documented CPU deviation; with CUDA the config is left as it is.
+
+    Args:
+        model (ConfigDict): A detector config (modified in place).
+
+    Returns:
+        ConfigDict: ``model``.
+    """
+    from mmps.models.roi_heads.person_search_roi_head import \
+        CUDA_ONLY_ROI_LAYERS
+    extractor = (model.get('roi_head') or {}).get('bbox_roi_extractor')
+    if extractor is None or torch.cuda.is_available():
+        return model
+    layer = extractor.roi_layer
+    if layer.get('type') in CUDA_ONLY_ROI_LAYERS:
+        extractor.roi_layer = ConfigDict(
+            type='RoIAlign',
+            output_size=layer.output_size,
+            sampling_ratio=0,
+            aligned=True)
+    return model
+
+
+def get_detector_cfg(fname: str, cuda_only_ops: bool = False) -> ConfigDict:
+    """A deep copy of the ``model`` of an mmps config.
+
+    Args:
+        fname (str): An mmps config path (see :func:`get_config`).
+        cuda_only_ops (bool): Keep a CUDA-only RoI layer also where CUDA is
+            absent. Defaults to False (:func:`use_roi_align_without_cuda`).
+
+    Returns:
+        ConfigDict: The detector config.
+    """
+    model = copy.deepcopy(get_config(fname).model)
+    return model if cuda_only_ops else use_roi_align_without_cuda(model)
 
 
 def get_roi_head_cfg(fname_or_model: Union[str, ConfigDict]) -> ConfigDict:

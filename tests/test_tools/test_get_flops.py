@@ -28,8 +28,8 @@ def test_get_flops_synthetic_config(tmp_path):
     with open(out_json) as f:
         result = json.load(f)
     assert result['model'] == printed['model'] == 'DICL'
-    # padded to the preprocessor's size divisor (16)
-    assert result['input_shape'] == '1x3x128x208'
+    # padded to the preprocessor's size divisor (32, the reference's)
+    assert result['input_shape'] == '1x3x128x224'
     assert result['crop_shape'] == '1x3x224x96'
     assert 0 < result['proposals'] <= 20  # --cfg-options reached the model
     for key in ('total', *COMPONENTS):

@@ -24,11 +24,21 @@ model = dict(
         dcn=False),
     rpn_head=dict(in_channels=channels, feat_channels=channels),
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=channels),
+        # RoIAlign (the reference's DeformRoIPoolPack has no CPU kernel)
+        bbox_roi_extractor=dict(
+            roi_layer=dict(
+                _delete_=True,
+                type='RoIAlign',
+                output_size=(14, 6),
+                sampling_ratio=2,
+                aligned=True),
+            out_channels=channels),
         shared_head=dict(in_channels=channels, dcn=False),
         bbox_head=dict(in_channels=channels, conv_out_channels=(64, 64)),
         reid_head=dict(in_channels=channels)),
+    # the reference's minimum proposal sizes (8 / 16 px at test scale 1500x900)
+    # scaled to the synthetic frames' 400x240
     train_cfg=dict(
-        rpn_proposal=dict(nms_pre=2000, max_per_img=300),
+        rpn_proposal=dict(nms_pre=2000, max_per_img=300, min_bbox_size=2),
         rcnn=dict(sampler=dict(num=32))),
-    test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=100)))
+    test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=100, min_bbox_size=4)))

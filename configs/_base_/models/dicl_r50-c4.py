@@ -17,7 +17,7 @@ model = dict(
         mean=[103.530, 116.280, 123.675],  # caffe BGR
         std=[1.0, 1.0, 1.0],
         bgr_to_rgb=False,
-        pad_size_divisor=16),
+        pad_size_divisor=32),  # the reference's
     backbone=dict(
         type='ResNet',
         depth=50,
@@ -58,15 +58,15 @@ model = dict(
         type='DICLRoIHead',
         bbox_roi_extractor=dict(
             type='SingleRoIExtractor',
-            # Plain RoIAlign works on CPU and GPU. The reference pools with a
-            # deformable RoI pool, which mmcv implements on GPU only:
-            # roi_layer=dict(type='DeformRoIPoolPack', output_size=(14, 6),
-            #                output_channels=1024, sampling_ratio=2),
+            # The reference's deformable RoI pool. mmcv implements it on GPU
+            # only: without CUDA the model refuses to build and says how to
+            # switch to RoIAlign (configs/dicl/README.md, "RoI pooling").
             roi_layer=dict(
-                type='RoIAlign',
+                type='DeformRoIPoolPack',
                 output_size=(14, 6),
-                sampling_ratio=2,
-                aligned=True),
+                output_channels=1024,
+                sampling_ratio=0,
+                gamma=0.1),
             out_channels=1024,
             featmap_strides=[16]),
         shared_head=dict(type='DeformConvSharedHead', in_channels=1024),
@@ -131,14 +131,14 @@ model = dict(
                 pos_fraction=0.5,
                 neg_pos_ub=-1,
                 add_gt_as_proposals=False),
-            allowed_border=-1,
+            allowed_border=0,  # anchors crossing the image border ignored
             pos_weight=-1,
             debug=False),
         rpn_proposal=dict(
             nms_pre=12000,
             max_per_img=2000,
             nms=dict(type='nms', iou_threshold=0.7),
-            min_bbox_size=0),
+            min_bbox_size=8),
         rcnn=dict(
             # MaxIoUAssigner: IoU >= pos_iou_thr positive, [0, neg_iou_thr)
             # negative, in between ignored (never sampled). PRW: 0.7;
@@ -163,15 +163,17 @@ model = dict(
             nms_pre=6000,
             max_per_img=300,
             nms=dict(type='nms', iou_threshold=0.7),
-            min_bbox_size=0),
+            min_bbox_size=16),
         rcnn=dict(
             score_thr=0.05,
             nms=dict(type='nms', iou_threshold=0.4),
             max_per_img=100),
         # gallery features: 'fused' (p + g of the detections), 'scene' (p),
-        # 'fused_all_proposals' (the reference: p + g of all 300 proposals,
-        # same features, ~300 crop passes per image)
+        # 'fused_all_proposals' (the reference's order: p + g of all 300
+        # proposals, then the selection; same features, ~300 crop passes)
         reid_mode='fused',
-        # query features: 'box' (the query box, CUHK-SYSU convention) or
-        # 'best_iou_det' (the reference's PRW protocol)
-        query_mode='box'))
+        # the reference's fused feature: g cut from the RPN proposal a
+        # detection was regressed from ('detection': from its final box),
+        # (p + g) / 2 not re-normalised (True: normalize((p + g) / 2))
+        crop_box='proposal',
+        normalize_fused=False))

@@ -1,6 +1,6 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 from .dicl import DICL
-from .person_search_detector import (QUERY_MODES, REID_MODES,
+from .person_search_detector import (CROP_BOXES, REID_MODES,
                                      PersonSearchDetector)
 
-__all__ = ['DICL', 'PersonSearchDetector', 'QUERY_MODES', 'REID_MODES']
+__all__ = ['DICL', 'PersonSearchDetector', 'CROP_BOXES', 'REID_MODES']

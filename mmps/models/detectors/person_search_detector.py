@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from mmdet.models.detectors import TwoStageDetector
 from mmdet.structures import DetDataSample, SampleList
-from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
+from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import ConfigType, InstanceList, OptConfigType, \
     OptMultiConfig
 from mmengine.structures import InstanceData
@@ -17,8 +17,8 @@ from mmps.registry import MODELS
 
 #: ``test_cfg.reid_mode`` values: the feature of a gallery detection.
 REID_MODES = ('fused', 'scene', 'fused_all_proposals')
-#: ``test_cfg.query_mode`` values: the feature of a query.
-QUERY_MODES = ('box', 'best_iou_det')
+#: ``test_cfg.crop_box`` values: the box whose crop gives a detection's ``g``.
+CROP_BOXES = ('proposal', 'detection')
 
 
 @MODELS.register_module()
@@ -41,9 +41,14 @@ class PersonSearchDetector(TwoStageDetector):
     - gallery image: detections (RPN -> RoI head, ``test_cfg.rcnn``) in
       original pixels with ``feats`` chosen by ``test_cfg.reid_mode``:
 
-      - ``'fused'`` (default): ``normalize((p + g) / 2)`` with ``p`` the
-        scene embedding of the detection's *proposal* and ``g`` the crop
-        embedding of its *final box*, computed for the kept detections only;
+      - ``'fused'`` (default): ``(p + g) / 2`` with ``p`` the scene
+        embedding of the detection's *proposal* and ``g`` the crop
+        embedding of that proposal's box (``test_cfg.crop_box='proposal'``,
+        the reference's) or of the detection's final box (``'detection'``),
+        computed for the kept detections only; not re-normalised
+        (``test_cfg.normalize_fused=False``, the reference's: the norm
+        ``cos(angle(p, g) / 2)`` weights the dot product) or L2-normalised
+        (True);
       - ``'scene'``: ``p`` alone (no crop pass);
       - ``'fused_all_proposals'``: the reference order, ``p`` and ``g`` for
         every proposal and then the selection; same features as
@@ -52,11 +57,10 @@ class PersonSearchDetector(TwoStageDetector):
     - query: its one GT box (``gt_instances.bboxes[0]``, original pixels)
       is the RoI, without regression or NMS; ``feats`` (1, D) follows the
       same rule (``p`` from the box's RoI feature, ``g`` from its crop).
-      With ``test_cfg.query_mode='best_iou_det'`` (the reference's PRW
-      protocol) the query image is detected as a gallery image and the
-      feature of the detection overlapping the box most is used (the box's
-      own feature when nothing overlaps). ``pred_instances`` is the query
-      box, score 1, label 0 and ``feats``.
+      ``pred_instances`` is the query box, score 1, label 0 and ``feats``.
+      (The reference's PRW protocol takes the query feature from the
+      detections of the query frame instead: an evaluation protocol, see
+      ``PersonSearchMetric(protocols=...)``.)
 
     Training (:meth:`loss`) reads as the method's steps: features, RPN
     losses and proposals, instance-branch embeddings of the GT boxes
@@ -70,7 +74,8 @@ class PersonSearchDetector(TwoStageDetector):
         roi_head (dict, optional): :class:`PersonSearchRoIHead` config.
         train_cfg (dict, optional): ``rpn``, ``rpn_proposal``, ``rcnn``.
         test_cfg (dict, optional): ``rpn``, ``rcnn`` and ``reid_mode``
-            (default ``'fused'``), ``query_mode`` (default ``'box'``).
+            (default ``'fused'``), ``crop_box`` (default ``'proposal'``),
+            ``normalize_fused`` (default False).
         data_preprocessor (dict, optional): Data preprocessor config.
         crop_size (tuple[int]): (h, w) of the instance crops; with the
             stride-16 neck it must give the RoI size. Defaults to (224, 96).
@@ -99,18 +104,30 @@ class PersonSearchDetector(TwoStageDetector):
         self.crop_size = tuple(crop_size)
         self._test_modes()  # fail early on a bad test_cfg
 
-    def _test_modes(self) -> Tuple[str, str]:
-        """``(reid_mode, query_mode)`` of ``test_cfg``, validated."""
+    def _test_modes(self) -> dict:
+        """``reid_mode``, ``crop_box``, ``normalize_fused`` of ``test_cfg``,
+        validated (the reference's by default)."""
         cfg = self.test_cfg or {}
-        reid_mode = cfg.get('reid_mode', 'fused')
-        query_mode = cfg.get('query_mode', 'box')
-        if reid_mode not in REID_MODES:
+        modes = dict(
+            reid_mode=cfg.get('reid_mode', 'fused'),
+            crop_box=cfg.get('crop_box', 'proposal'),
+            normalize_fused=cfg.get('normalize_fused', False))
+        if 'query_mode' in cfg:
+            raise ValueError(
+                'test_cfg.query_mode is gone: the reference\'s PRW protocol '
+                '(query = best-IoU detection of its frame, similarities x '
+                "score) is an evaluation protocol: PersonSearchMetric("
+                "protocols=('gt_box', 'best_iou_det'))")
+        if modes['reid_mode'] not in REID_MODES:
             raise ValueError(f'test_cfg.reid_mode must be one of {REID_MODES}'
-                             f', got {reid_mode!r}')
-        if query_mode not in QUERY_MODES:
-            raise ValueError('test_cfg.query_mode must be one of '
-                             f'{QUERY_MODES}, got {query_mode!r}')
-        return reid_mode, query_mode
+                             f", got {modes['reid_mode']!r}")
+        if modes['crop_box'] not in CROP_BOXES:
+            raise ValueError(f'test_cfg.crop_box must be one of {CROP_BOXES}'
+                             f", got {modes['crop_box']!r}")
+        if not isinstance(modes['normalize_fused'], bool):
+            raise ValueError('test_cfg.normalize_fused must be a bool, got '
+                             f"{modes['normalize_fused']!r}")
+        return modes
 
     # ------------------------------------------------------------------ #
     # instance branch
@@ -289,37 +306,21 @@ class PersonSearchDetector(TwoStageDetector):
             ``scores``, ``labels``, ``feats``).
         """
         assert self.with_bbox, 'Bbox head must be implemented.'
-        reid_mode, query_mode = self._test_modes()
+        modes = self._test_modes()
         x = self.extract_feat(batch_inputs)
         is_query = [
             bool(s.metainfo.get('is_query', False)) for s in batch_data_samples
         ]
-        query_inds = [i for i, q in enumerate(is_query) if q]
-        det_inds = [
-            i for i, q in enumerate(is_query)
-            if not q or query_mode == 'best_iou_det'
-        ]
         results_list: List[Optional[InstanceData]] = [None] * len(is_query)
-        if det_inds:
-            dets = self.predict_gallery(x, batch_inputs, batch_data_samples,
-                                        det_inds, rescale, reid_mode)
-            for i, res in zip(det_inds, dets):
-                results_list[i] = res
-
-        box_inds = []
-        for i in query_inds:
-            best = None
-            if query_mode == 'best_iou_det':
-                best = self._best_iou_detection(results_list[i],
-                                                batch_data_samples[i], rescale)
-            if best is None:
-                box_inds.append(i)
-            else:
-                results_list[i] = best
-        if box_inds:
-            queries = self.predict_query(x, batch_inputs, batch_data_samples,
-                                         box_inds, rescale, reid_mode)
-            for i, res in zip(box_inds, queries):
+        for query in (False, True):
+            inds = [i for i, q in enumerate(is_query) if q == query]
+            if not inds:
+                continue
+            predict = self.predict_query if query else self.predict_gallery
+            for i, res in zip(
+                    inds,
+                    predict(x, batch_inputs, batch_data_samples, inds,
+                            rescale, **modes)):
                 results_list[i] = res
         return self.add_pred_to_datasample(batch_data_samples, results_list)
 
@@ -329,7 +330,9 @@ class PersonSearchDetector(TwoStageDetector):
                         batch_data_samples: SampleList,
                         inds: Sequence[int],
                         rescale: bool = True,
-                        reid_mode: str = 'fused') -> InstanceList:
+                        reid_mode: str = 'fused',
+                        crop_box: str = 'proposal',
+                        normalize_fused: bool = False) -> InstanceList:
         """Detections and their features for some samples of the batch.
 
         Args:
@@ -339,6 +342,8 @@ class PersonSearchDetector(TwoStageDetector):
             inds (Sequence[int]): The samples to detect in.
             rescale (bool): Boxes in original pixels. Defaults to True.
             reid_mode (str): One of :data:`REID_MODES`.
+            crop_box (str): One of :data:`CROP_BOXES`.
+            normalize_fused (bool): L2-normalise the fused features.
 
         Returns:
             list[InstanceData]: Per sample of ``inds``: ``bboxes``,
@@ -360,7 +365,9 @@ class PersonSearchDetector(TwoStageDetector):
             rpn_results_list, [s.metainfo for s in samples],
             rescale=rescale,
             crop_embedder=crop_embedder,
-            embed_all_proposals=reid_mode == 'fused_all_proposals')
+            embed_all_proposals=reid_mode == 'fused_all_proposals',
+            crop_box=crop_box,
+            normalize_fused=normalize_fused)
         return [
             InstanceData(
                 bboxes=res.bboxes,
@@ -393,7 +400,9 @@ class PersonSearchDetector(TwoStageDetector):
                       batch_data_samples: SampleList,
                       inds: Sequence[int],
                       rescale: bool = True,
-                      reid_mode: str = 'fused') -> InstanceList:
+                      reid_mode: str = 'fused',
+                      crop_box: str = 'proposal',
+                      normalize_fused: bool = False) -> InstanceList:
         """Features of the query boxes of some samples of the batch.
 
         Args:
@@ -404,7 +413,9 @@ class PersonSearchDetector(TwoStageDetector):
             rescale (bool): Return the box in original pixels (else input
                 pixels). Defaults to True.
             reid_mode (str): ``'scene'`` gives ``p``; the fused modes
-                ``normalize((p + g) / 2)``.
+                ``(p + g) / 2`` (``g`` from the crop of the query box).
+            crop_box (str): Unused (the query box is its own proposal).
+            normalize_fused (bool): L2-normalise the fused feature.
 
         Returns:
             list[InstanceData]: Per sample: ``bboxes`` (1, 4), ``scores``
@@ -423,7 +434,9 @@ class PersonSearchDetector(TwoStageDetector):
         feats = self.roi_head.embed_rois(x, rois)
         if reid_mode != 'scene':
             feats = self.roi_head.fuse_embeddings(
-                feats, self.embed_boxes(batch_inputs, img_inds, boxes))
+                feats,
+                self.embed_boxes(batch_inputs, img_inds, boxes),
+                normalize=normalize_fused)
         return [
             InstanceData(
                 bboxes=ori_boxes[j] if rescale else boxes[j:j + 1],
@@ -431,22 +444,3 @@ class PersonSearchDetector(TwoStageDetector):
                 labels=torch.zeros(1, dtype=torch.long, device=device),
                 feats=feats[j:j + 1]) for j in range(len(inds))
         ]
-
-    def _best_iou_detection(self, dets: InstanceData,
-                            data_sample: DetDataSample,
-                            rescale: bool) -> Optional[InstanceData]:
-        """The query result from the detection that overlaps the query box
-        most, or None when no detection overlaps it."""
-        if dets is None or len(dets) == 0:
-            return None
-        box = self.query_box(data_sample).to(dets.bboxes.device)
-        ref = box if rescale else self._to_input_pixels(box, data_sample)
-        ious = bbox_overlaps(dets.bboxes, ref)[:, 0]
-        best = int(ious.argmax())
-        if ious[best] <= 0:
-            return None
-        return InstanceData(
-            bboxes=ref,
-            scores=ref.new_ones(1),
-            labels=torch.zeros(1, dtype=torch.long, device=ref.device),
-            feats=dets.feats[best:best + 1])

@@ -1,4 +1,5 @@
 # Copyright (c) OpenMMLab. All rights reserved.
+import math
 from typing import Union
 
 import torch
@@ -6,6 +7,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.ops import DeformConv2dPack
 from torch import Tensor
+
+
+#: The reference's DCN weight init as an ``init_cfg``: U(+-1/sqrt(fan_in)),
+#: i.e. PyTorch's default convolution init (kaiming-uniform with a = sqrt(5)),
+#: which is what ``DeformConv2d.reset_parameters`` of mmcv 1.x did; mmcv 2.x
+#: kaiming-initialises it for ReLU instead (sqrt(6) = 2.45x wider).
+DCN_REFERENCE_INIT = dict(
+    type='Kaiming',
+    # mmengine matches a layer by its class name and its direct bases' names
+    layer=['DeformConv2d', 'DeformConv2dPack', 'AnyBatchDeformConv2dPack'],
+    a=math.sqrt(5),
+    mode='fan_in',
+    nonlinearity='leaky_relu',
+    distribution='uniform')
 
 
 class AnyBatchDeformConv2dPack(DeformConv2dPack):

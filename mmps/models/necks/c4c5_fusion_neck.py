@@ -1,4 +1,5 @@
 # Copyright (c) OpenMMLab. All rights reserved.
+import copy
 from typing import Sequence, Tuple
 
 import torch.nn.functional as F
@@ -7,7 +8,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmps.registry import MODELS
-from ..layers import build_conv_or_dcn
+from ..layers import DCN_REFERENCE_INIT, build_conv_or_dcn
 
 
 @MODELS.register_module()
@@ -23,8 +24,15 @@ class C4C5FusionNeck(BaseModule):
         r   = C4 + lat
         out = DCN3x3(r) + r       # no norm, no activation
 
-    where DCN is ``mmcv.ops.DeformConv2dPack`` (zero-initialised offsets,
-    no bias) or a plain bias-free convolution when ``dcn=False``.
+    where DCN is ``mmcv.ops.DeformConv2dPack`` (no bias) or a plain
+    bias-free convolution when ``dcn=False``.
+
+    Initialisation (the reference's): every ``nn.Conv2d`` inside the neck is
+    Xavier-uniform initialised, *including the DCNs' offset convolutions*,
+    so the neck's DCN offsets start non-zero; the DCN weights are
+    U(+-1/sqrt(fan_in)) (:data:`~mmps.models.layers.DCN_REFERENCE_INIT`, the
+    init of the reference's mmcv 1.x). ``init_cfg=None`` keeps mmcv 2.x's
+    (zero offsets, kaiming weights).
 
     Any backbone fits: the channels come from ``in_channels``, and a backbone
     whose last stage cannot keep stride 16 (e.g. ``mmpretrain.ConvNeXt``)
@@ -45,7 +53,9 @@ class C4C5FusionNeck(BaseModule):
             reference) requires C4 and C5 of the same size.
             Defaults to None.
         init_cfg (dict or list[dict], optional): Initialization config.
-            Defaults to None (kaiming-uniform weights, zero offsets).
+            Defaults to ``dict(type='Xavier', layer='Conv2d',
+            distribution='uniform')`` (offsets included) plus
+            ``DCN_REFERENCE_INIT``: the reference's.
     """
 
     def __init__(self,
@@ -53,7 +63,12 @@ class C4C5FusionNeck(BaseModule):
                  out_channels: int = 1024,
                  dcn: bool = True,
                  upsample_cfg: OptConfigType = None,
-                 init_cfg: OptMultiConfig = None) -> None:
+                 init_cfg: OptMultiConfig = (
+                     dict(type='Xavier', layer='Conv2d',
+                          distribution='uniform'), DCN_REFERENCE_INIT)
+                 ) -> None:
+        if isinstance(init_cfg, tuple):
+            init_cfg = copy.deepcopy(list(init_cfg))
         super().__init__(init_cfg=init_cfg)
         if len(in_channels) != 2:
             raise ValueError('C4C5FusionNeck takes the C4 and C5 channels, '

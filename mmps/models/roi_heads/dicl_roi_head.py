@@ -15,6 +15,8 @@ from .person_search_roi_head import PersonSearchRoIHead
 
 #: Values of ``label_source``: where the memory's slot labels come from.
 LABEL_SOURCES = ('cluster', 'person_id')
+#: Values of ``triplet_positives``: the positives' features in the triplet.
+TRIPLET_POSITIVES = ('mean', 'fused')
 
 
 @MODELS.register_module()
@@ -33,8 +35,9 @@ class DICLRoIHead(PersonSearchRoIHead):
        cluster centroids of the instance memory (the slot of a positive is
        its GT's ``instances_ids``);
     5. ``loss_triplet`` on the embeddings of all sampled RoIs with the
-       positives replaced by ``f`` (labels: the positive's cluster, -1 for
-       the negatives = background);
+       positives replaced by the *un-normalised* ``(p_i + g_i) / 2`` (the
+       reference's; ``triplet_positives='fused'``: by ``f``), labels: the
+       positive's cluster, -1 for the negatives = background;
     6. ``memory.update(f.detach(), slots)``, after the losses. It
        all-gathers, so it runs on every rank every iteration, also without
        positives.
@@ -66,6 +69,10 @@ class DICLRoIHead(PersonSearchRoIHead):
             (:class:`~mmps.models.BatchHardTripletWithBackgroundLoss`).
         label_source (str): ``'cluster'`` or ``'person_id'``, read by
             ``PseudoLabelHook``. Defaults to ``'cluster'``.
+        triplet_positives (str): The positives' features in the triplet
+            loss: ``'mean'``, ``(p + g) / 2`` as the reference feeds it, or
+            ``'fused'``, ``normalize((p + g) / 2)`` (mmps's former default).
+            Defaults to ``'mean'``.
         **kwargs: :class:`PersonSearchRoIHead` arguments.
     """
 
@@ -91,12 +98,17 @@ class DICLRoIHead(PersonSearchRoIHead):
                      bg_weight=0.25,
                      loss_weight=1.0),
                  label_source: str = 'cluster',
+                 triplet_positives: str = 'mean',
                  **kwargs) -> None:
         super().__init__(reid_head=reid_head, **kwargs)
         if label_source not in LABEL_SOURCES:
             raise ValueError(f'label_source must be one of {LABEL_SOURCES}, '
                              f'got {label_source!r}')
         self.label_source = label_source
+        if triplet_positives not in TRIPLET_POSITIVES:
+            raise ValueError('triplet_positives must be one of '
+                             f'{TRIPLET_POSITIVES}, got {triplet_positives!r}')
+        self.triplet_positives = triplet_positives
         self.memory = MODELS.build(memory)
         if self.memory.feat_dim != self.embed_dim:
             raise ValueError(f'memory.feat_dim ({self.memory.feat_dim}) must '
@@ -152,8 +164,10 @@ class DICLRoIHead(PersonSearchRoIHead):
         if self.loss_id is not None:
             losses['loss_id'] = self.loss_id(fused, targets, self.memory)
         if self.loss_triplet is not None:
+            triplet_pos = fused if self.triplet_positives == 'fused' else \
+                self.fuse_embeddings(p, g, normalize=False)
             losses['loss_triplet'] = self._triplet_loss(
-                fused, targets, pos_instances.roi_inds,
+                triplet_pos, targets, pos_instances.roi_inds,
                 bbox_results['bbox_feats'])
         self.memory.update(fused.detach(), slots)
         return losses

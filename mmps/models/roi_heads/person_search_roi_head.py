@@ -14,6 +14,42 @@ from torch import Tensor
 
 from mmps.registry import MODELS
 
+#: mmcv RoI layers without a CPU kernel.
+CUDA_ONLY_ROI_LAYERS = ('DeformRoIPool', 'DeformRoIPoolPack',
+                        'ModulatedDeformRoIPoolPack')
+#: One ``--cfg-options`` line that replaces the RoI layer by RoIAlign.
+ROI_ALIGN_CFG_OPTIONS = (
+    '--cfg-options model.roi_head.bbox_roi_extractor.roi_layer._delete_=True '
+    'model.roi_head.bbox_roi_extractor.roi_layer.type=RoIAlign '
+    'model.roi_head.bbox_roi_extractor.roi_layer.output_size="(14,6)" '
+    'model.roi_head.bbox_roi_extractor.roi_layer.sampling_ratio=0')
+
+
+def check_roi_layer_device(roi_layer: dict) -> None:
+    """Refuse a CUDA-only RoI layer where CUDA is absent, saying what to do.
+
+    mmcv's deformable RoI pools (the reference's ``DeformRoIPoolPack``) have
+    no CPU kernel: without this check a CPU run fails deep in the first
+    forward pass.
+
+    Args:
+        roi_layer (dict): ``bbox_roi_extractor.roi_layer`` config.
+
+    Raises:
+        RuntimeError: The layer needs CUDA and ``torch.cuda`` is not
+            available.
+    """
+    layer_type = roi_layer.get('type') if roi_layer else None
+    if layer_type in CUDA_ONLY_ROI_LAYERS and not torch.cuda.is_available():
+        raise RuntimeError(
+            f'model.roi_head.bbox_roi_extractor.roi_layer is {layer_type} '
+            '(the reference\'s RoI pooling), which mmcv implements on CUDA '
+            'only, and CUDA is not available here. To run on this machine, '
+            'pool with RoIAlign instead (a documented deviation, see '
+            'configs/dicl/README.md), e.g. `python tools/train.py CONFIG '
+            f'{ROI_ALIGN_CFG_OPTIONS}`.')
+
+
 #: ``crop_embedder(img_idx, boxes)``: embeddings (n, D) of the image crops of
 #: ``boxes`` (n, 4) (input-tensor pixels) of image ``img_idx`` of the batch.
 CropEmbedder = Callable[[int, Tensor], Tensor]
@@ -35,6 +71,9 @@ class PersonSearchRoIHead(StandardRoIHead):
     Test: :meth:`predict_gallery` detects and attaches a feature to every
     detection; :meth:`embed_rois` embeds given boxes (queries).
 
+    A CUDA-only RoI layer (mmcv's deformable RoI pools) is refused at
+    construction where CUDA is absent (:func:`check_roi_layer_device`).
+
     Args:
         reid_head (dict): Config of the re-id embedding head, e.g.
             :class:`~mmps.models.ReIDEmbeddingHead`.
@@ -44,6 +83,8 @@ class PersonSearchRoIHead(StandardRoIHead):
     """
 
     def __init__(self, reid_head: ConfigType, **kwargs) -> None:
+        extractor = kwargs.get('bbox_roi_extractor') or {}
+        check_roi_layer_device(extractor.get('roi_layer'))
         super().__init__(**kwargs)
         self.reid_head = MODELS.build(reid_head)
 
@@ -86,18 +127,28 @@ class PersonSearchRoIHead(StandardRoIHead):
             x[:self.bbox_roi_extractor.num_inputs], rois)
         return self.embed_roi_feats(roi_feats)
 
-    def fuse_embeddings(self, scene_embeds: Tensor,
-                        crop_embeds: Tensor) -> Tensor:
-        """DICL's fused feature ``normalize((p + g) / 2)``.
+    def fuse_embeddings(self,
+                        scene_embeds: Tensor,
+                        crop_embeds: Tensor,
+                        normalize: bool = True) -> Tensor:
+        """DICL's fused feature ``(p + g) / 2``, L2-normalised by default.
+
+        Training (memory contrast and update, memory initialisation) always
+        uses ``normalize((p + g) / 2)``. The reference's test features are
+        ``(p + g) / 2`` without re-normalisation (``normalize=False``): its
+        norm ``cos(angle(p, g) / 2)`` weights a detection by the agreement
+        of its two branches in a dot-product search.
 
         Args:
             scene_embeds (Tensor): (n, D) scene-branch embeddings ``p``.
             crop_embeds (Tensor): (n, D) instance-branch embeddings ``g``.
+            normalize (bool): L2-normalise the mean. Defaults to True.
 
         Returns:
-            Tensor: (n, D) unit-norm features.
+            Tensor: (n, D) features.
         """
-        return F.normalize((scene_embeds + crop_embeds) / 2, dim=1)
+        fused = (scene_embeds + crop_embeds) / 2
+        return F.normalize(fused, dim=1) if normalize else fused
 
     # ------------------------------------------------------------------ #
     # training
@@ -308,14 +359,18 @@ class PersonSearchRoIHead(StandardRoIHead):
                         batch_img_metas: List[dict],
                         rescale: bool = True,
                         crop_embedder: Optional[CropEmbedder] = None,
-                        embed_all_proposals: bool = False) -> InstanceList:
+                        embed_all_proposals: bool = False,
+                        crop_box: str = 'proposal',
+                        normalize_fused: bool = False) -> InstanceList:
         """Detect persons and give each detection a re-id feature.
 
         Detection is mmdet's (``test_cfg``: ``score_thr``, ``nms``,
         ``max_per_img``). The feature of a detection is the scene embedding
         ``p`` of the RoI feature of the *proposal* it was regressed from,
-        or, with ``crop_embedder``, ``normalize((p + g) / 2)`` with ``g`` the
-        crop embedding of the detection's *final box*.
+        or, with ``crop_embedder``, ``(p + g) / 2`` with ``g`` the crop
+        embedding of that proposal's box (``crop_box='proposal'``, the
+        reference) or of the detection's final box (``'detection'``),
+        L2-normalised with ``normalize_fused``.
 
         Args:
             x (tuple[Tensor]): Multi-level feature maps.
@@ -327,9 +382,13 @@ class PersonSearchRoIHead(StandardRoIHead):
                 (n, D)`` crop embeddings of boxes in input-tensor pixels;
                 None gives the scene feature ``p``. Defaults to None.
             embed_all_proposals (bool): The reference order: embed every
-                proposal (and crop every proposal's regressed box) first,
-                then keep the detections. Same features, much more work.
-                Defaults to False (embed the detections only).
+                proposal (and crop every proposal's box, or every regressed
+                box) first, then keep the detections. Same features, much
+                more work. Defaults to False (embed the detections only).
+            crop_box (str): ``'proposal'`` or ``'detection'``: the box whose
+                crop gives ``g``. Defaults to ``'proposal'``.
+            normalize_fused (bool): L2-normalise ``(p + g) / 2``.
+                Defaults to False (the reference).
 
         Returns:
             list[InstanceData]: Per image ``bboxes`` (m, 4), ``scores``,
@@ -365,7 +424,13 @@ class PersonSearchRoIHead(StandardRoIHead):
             if crop_embedder is None:
                 results.feats = scene
                 continue
-            if embed_all_proposals:
+            if crop_box == 'proposal':
+                boxes = rois[i][:, 1:]
+                if embed_all_proposals:
+                    crops = crop_embedder(i, boxes)[results.proposal_inds]
+                else:
+                    crops = crop_embedder(i, boxes[results.proposal_inds])
+            elif embed_all_proposals:
                 # every (proposal, class) regressed box, as decoded for the
                 # detections, then the rows of the detections
                 all_boxes = self.bbox_head.decode_rois(rois[i], bbox_preds[i],
@@ -377,5 +442,6 @@ class PersonSearchRoIHead(StandardRoIHead):
                 crops = crop_embedder(i, all_boxes.view(-1, 4))[rows]
             else:
                 crops = crop_embedder(i, results.input_bboxes)
-            results.feats = self.fuse_embeddings(scene, crops)
+            results.feats = self.fuse_embeddings(
+                scene, crops, normalize=normalize_fused)
         return results_list

@@ -64,12 +64,13 @@ def test_instance_view_augmentation_is_off_by_default_and_random_when_on():
     assert not np.array_equal(a, plain)
 
 
-def test_box_occlusion_masks_two_cells_with_the_image_mean():
+def test_box_occlusion_grid_mode_masks_two_cells_with_the_image_mean():
     img = _image()
     mean = img.reshape(-1, 3).mean(0).astype(np.uint8)
     boxes = np.array([[0, 0, 60, 140], [100, 100, 160, 240]], np.float32)
     np.random.seed(1)
-    out = BoxOcclusion(prob=1.0)(dict(img=img.copy(), gt_bboxes=boxes))
+    out = BoxOcclusion(prob=1.0, mode='grid')(
+        dict(img=img.copy(), gt_bboxes=boxes))
     assert out['gt_occluded'].tolist() == [True, True]
     changed = (out['img'] != img).any(-1)
     masked = (out['img'] == mean).all(-1) & changed
@@ -83,6 +84,63 @@ def test_box_occlusion_masks_two_cells_with_the_image_mean():
         full = cells.all(axis=(1, 3))
         assert full.sum() == 2
         assert masked[y1:y1 + 140, x1:x1 + 60].sum() == 200
+
+
+def _reference_cells(box, seed, prob=1.0, num=2):
+    """The authors' masking, written out: int(box + 1), int(h / 14) x
+    int(w / 6) cells at the box's top-left, columns then rows drawn with
+    replacement after the coin."""
+    rng = np.random.RandomState(seed)
+    x1, y1, x2, y2 = (int(v) for v in np.asarray(box) + 1)
+    if rng.rand() >= prob:
+        return x1, y1, x2, y2, []
+    h, w = int((y2 - y1) / 14), int((x2 - x1) / 6)
+    cx = rng.randint(6, size=num) * w
+    cy = rng.randint(14, size=num) * h
+    return x1, y1, x2, y2, [(y1 + y, y1 + y + h, x1 + x, x1 + x + w)
+                            for x, y in zip(cx, cy)]
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2, 7])
+def test_box_occlusion_reference_cells_exact(seed):
+    img = _image()
+    mean = img.reshape(-1, 3).mean(0).astype(np.uint8)
+    # 93 x 47 px after int(box + 1): 6 x 7 px cells, a 9 x 5 px remainder
+    box = np.array([[3.5, 7.2, 50.9, 100.3]], np.float32)
+    np.random.seed(seed)
+    out = BoxOcclusion(prob=1.0)(dict(img=img.copy(), gt_bboxes=box))
+    x1, y1, x2, y2, cells = _reference_cells(box[0], seed)
+    assert (x1, y1, x2, y2) == (4, 8, 51, 101)
+    expected = img.copy()
+    for ya, yb, xa, xb in cells:
+        assert yb - ya == 6 and xb - xa == 7
+        assert yb <= y1 + 84 and xb <= x1 + 42  # never the remainder
+        expected[ya:yb, xa:xb] = mean
+    np.testing.assert_array_equal(out['img'], expected)
+    assert out['gt_occluded'].tolist() == [True]
+
+
+def test_box_occlusion_reference_draws_with_replacement():
+    img = _image()
+    box = np.array([[0, 0, 59, 139]], np.float32)  # int(box + 1): 10 x 10
+    same = [s for s in range(200)
+            if len(set(_reference_cells(box[0], s)[4])) == 1]
+    assert same, 'no seed drew the same cell twice'
+    np.random.seed(same[0])
+    out = BoxOcclusion(prob=1.0)(dict(img=img.copy(), gt_bboxes=box))
+    assert (out['img'] != img).any(-1).sum() <= 100  # one 10 x 10 cell
+    ya, yb, xa, xb = _reference_cells(box[0], same[0])[4][0]
+    assert (out['img'][ya:yb, xa:xb] != img[ya:yb, xa:xb]).any()
+
+
+def test_box_occlusion_reference_tiny_cells_mask_nothing():
+    img = _image()
+    box = np.array([[10, 10, 15, 30]], np.float32)  # 5 px wide: 0-px cells
+    out = BoxOcclusion(prob=1.0)(dict(img=img.copy(), gt_bboxes=box))
+    np.testing.assert_array_equal(out['img'], img)
+    assert out['gt_occluded'].tolist() == [False]
+    with pytest.raises(ValueError, match='mode'):
+        BoxOcclusion(mode='random')
 
 
 def test_box_occlusion_skips_small_boxes_but_not_the_boxes_after_them():

@@ -13,7 +13,7 @@ import torch
 from mmps.registry import METRICS, MODELS
 from mmps.testing import (demo_person_search_inputs, get_config,
                           get_config_directory, prepare_instance_memory,
-                          shrink_person_search_cfg)
+                          shrink_person_search_cfg, use_roi_align_without_cuda)
 from .test_zoo_backbones import ZOO_CONFIGS
 
 CONFIG_DIR = get_config_directory()
@@ -42,7 +42,9 @@ def test_config_builds_and_runs(fname):
     cfg = get_config(fname)
     assert cfg.default_scope == 'mmps'
     METRICS.build(copy.deepcopy(cfg.test_evaluator))
-    model = MODELS.build(shrink_person_search_cfg(copy.deepcopy(cfg.model)))
+    model = MODELS.build(
+        shrink_person_search_cfg(
+            use_roi_align_without_cuda(copy.deepcopy(cfg.model))))
     model.init_weights()
     prepare_instance_memory(model)
 
@@ -89,7 +91,21 @@ def test_reference_settings(fname, pos_iou):
     assert anchors.scales == [2, 4, 8, 16, 32] and anchors.strides == [16]
     assert anchors.ratios == [1.0, 2.0, 3.0]
     roi = m.roi_head
-    assert roi.bbox_roi_extractor.roi_layer.output_size == (14, 6)
+    assert roi.bbox_roi_extractor.roi_layer == dict(
+        type='DeformRoIPoolPack',
+        output_size=(14, 6),
+        output_channels=1024,
+        sampling_ratio=0,
+        gamma=0.1)
+    assert m.data_preprocessor.pad_size_divisor == 32
+    # inits: the components' defaults are the reference's
+    assert 'init_cfg' not in roi.reid_head
+    assert 'tower_init_cfg' not in roi.bbox_head
+    assert 'init_cfg' not in m.neck and 'init_cfg' not in roi.shared_head
+    assert m.train_cfg.rpn.allowed_border == 0
+    assert m.train_cfg.rpn_proposal.min_bbox_size == 8
+    assert m.test_cfg.rpn.min_bbox_size == 16
+    assert roi.get('triplet_positives', 'mean') == 'mean'
     assert roi.bbox_roi_extractor.featmap_strides == [16]
     assert roi.bbox_head.conv_out_channels == (512, 512)
     assert roi.bbox_head.loss_bbox.loss_weight == 10.0
@@ -111,7 +127,10 @@ def test_reference_settings(fname, pos_iou):
     assert test.rcnn.score_thr == 0.05
     assert test.rcnn.nms.iou_threshold == 0.4
     assert test.rcnn.max_per_img == 100
-    assert test.reid_mode == 'fused' and test.query_mode == 'box'
+    assert test.reid_mode == 'fused' and 'query_mode' not in test
+    assert test.crop_box == 'proposal' and test.normalize_fused is False
+    occlusion = [t for t in cfg.train_pipeline if t.type == 'BoxOcclusion']
+    assert occlusion[0].get('mode', 'reference') == 'reference'
     opt = cfg.optim_wrapper
     assert opt.optimizer.lr == 0.001 and opt.optimizer.momentum == 0.9
     assert opt.optimizer.weight_decay == 5e-4
@@ -122,6 +141,32 @@ def test_reference_settings(fname, pos_iou):
     assert cfg.train_cfg.max_epochs == 26
     assert cfg.train_dataloader.batch_size == 4
     assert cfg.test_evaluator.type == 'PersonSearchMetric'
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CUDA is available')
+@pytest.mark.parametrize('fname', ['dicl_prw.py', 'dicl_cuhk-sysu.py'])
+def test_reference_config_refuses_cpu_at_build_with_the_switch(fname):
+    import argparse
+
+    from mmengine.config import DictAction
+
+    from mmps.models.roi_heads.person_search_roi_head import \
+        ROI_ALIGN_CFG_OPTIONS
+    cfg = get_config(fname)
+    with pytest.raises(RuntimeError, match='DeformRoIPoolPack') as err:
+        MODELS.build(copy.deepcopy(cfg.model))
+    assert ROI_ALIGN_CFG_OPTIONS in str(err.value)
+    # the printed --cfg-options line, parsed as tools/train.py parses it,
+    # gives a RoIAlign with the same output size, and the model builds
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    words = ROI_ALIGN_CFG_OPTIONS.replace('"', '').split()
+    cfg.merge_from_dict(parser.parse_args(words).cfg_options)
+    assert cfg.model.roi_head.bbox_roi_extractor.roi_layer == dict(
+        type='RoIAlign', output_size=(14, 6), sampling_ratio=0)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.backbone.init_cfg = None
+    MODELS.build(model_cfg)
 
 
 def test_the_assigner_ignores_between_the_thresholds():

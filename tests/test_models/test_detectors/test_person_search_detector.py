@@ -4,7 +4,6 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from mmdet.structures.bbox import bbox_overlaps
 from mmengine.structures import InstanceData
 
 from mmps.models.detectors import DICL, PersonSearchDetector
@@ -105,19 +104,31 @@ def test_gallery_predictions():
         assert pred.bboxes[:, 3].max() <= ori_h + 1e-3
         assert pred.bboxes[:, 2].max() > SHAPE[2]  # i.e. rescaled
         assert pred.feats.shape == (len(pred), 256)
-        assert torch.allclose(pred.feats.norm(dim=1), torch.ones(len(pred)))
+        # the reference's (p + g) / 2, not re-normalised: |f| = cos(a / 2)
+        norms = pred.feats.norm(dim=1)
+        assert (norms < 1).all() and (norms > 0.5).all()
 
-    # fused = normalize(p + g), g = crop embedding of the final box
     _set(model, reid_mode='scene')
     _, scene = _predict(model, data)
-    for i, (f, s) in enumerate(zip(preds, scene)):
+    # crop_box='detection': g = crop embedding of the final box
+    _set(model, reid_mode='fused', crop_box='detection')
+    _, by_det = _predict(model, data)
+    _set(model, normalize_fused=True)
+    _, normed = _predict(model, data)
+    for i, (f, s, d, n) in enumerate(zip(preds, scene, by_det, normed)):
         assert torch.equal(f.bboxes, s.bboxes)
-        assert not torch.allclose(f.feats, s.feats, atol=1e-3)
+        assert torch.equal(f.bboxes, d.bboxes)
+        assert torch.allclose(s.feats.norm(dim=1), torch.ones(len(s)))
         with torch.no_grad():
             g = model.embed_boxes(inputs, i,
                                   f.bboxes * f.bboxes.new_tensor(SF * 2))
+        assert torch.allclose(d.feats, (s.feats + g) / 2, atol=1e-5)
         assert torch.allclose(
-            f.feats, F.normalize(s.feats + g, dim=1), atol=1e-4)
+            n.feats, F.normalize(s.feats + g, dim=1), atol=1e-4)
+    with pytest.raises(ValueError, match='crop_box'):
+        _model(crop_box='final')
+    with pytest.raises(ValueError, match='normalize_fused'):
+        _model(normalize_fused='yes')
 
 
 def test_fused_equals_fused_all_proposals():
@@ -133,9 +144,11 @@ def test_fused_equals_fused_all_proposals():
         assert torch.allclose(f.feats, r.feats, atol=1e-5)
 
 
-@pytest.mark.parametrize('reid_mode', ['fused', 'scene'])
-def test_query_feature_of_the_box(reid_mode):
-    model = _model(reid_mode=reid_mode)
+@pytest.mark.parametrize('reid_mode,normalize', [('fused', False),
+                                                 ('fused', True),
+                                                 ('scene', False)])
+def test_query_feature_of_the_box(reid_mode, normalize):
+    model = _model(reid_mode=reid_mode, normalize_fused=normalize)
     data = _test_data([True], seed=1)
     sample = data['data_samples'][0]
     box = sample.gt_instances.bboxes.tensor  # original pixels
@@ -153,7 +166,7 @@ def test_query_feature_of_the_box(reid_mode):
             if reid_mode == 'scene':
                 return p
             g = model.embed_crops(model.crop_instances(inputs, 0, b))
-            return F.normalize(p + g, dim=1)
+            return F.normalize(p + g, dim=1) if normalize else (p + g) / 2
 
         expected = feature(box * 0.5)  # input pixels = original x 0.5
         unscaled = feature(box)
@@ -197,26 +210,9 @@ def test_empty_proposals():
     assert preds[0].feats.shape == (0, 256)
 
 
-def test_best_iou_detection_query_mode():
-    model = _model(query_mode='best_iou_det')
-    data = _test_data([True], seed=4)
-    _, (pred, ) = _predict(model, data)
-    box = data['data_samples'][0].gt_instances.bboxes.tensor
-
-    # the same image as a gallery image
-    gallery = copy.deepcopy(data)
-    gallery['data_samples'][0].set_metainfo(dict(is_query=False))
-    _, (dets, ) = _predict(model, gallery)
-    best = bbox_overlaps(dets.bboxes, box)[:, 0].argmax()
-    assert torch.equal(pred.bboxes, box)
-    assert torch.allclose(pred.feats, dets.feats[best:best + 1], atol=1e-5)
-
-    # no detection: the box's own feature
-    model.roi_head.test_cfg.score_thr = 1.0
-    _, (fallback, ) = _predict(model, data)
-    _set(model, query_mode='box')
-    _, (by_box, ) = _predict(model, data)
-    assert torch.allclose(fallback.feats, by_box.feats, atol=1e-6)
+def test_query_mode_is_gone_with_a_pointer_to_the_protocols():
+    with pytest.raises(ValueError, match='PersonSearchMetric'):
+        _model(query_mode='best_iou_det')
 
 
 def test_crop_instances():
@@ -277,5 +273,5 @@ def test_embed_crops():
 def test_invalid_test_modes():
     with pytest.raises(ValueError, match='reid_mode'):
         _model(reid_mode='both')
-    with pytest.raises(ValueError, match='query_mode'):
-        _model(query_mode='detection')
+    with pytest.raises(ValueError, match='crop_box'):
+        _model(crop_box='detection_box')

@@ -17,7 +17,7 @@ from mmengine.optim import build_optim_wrapper
 
 from mmps.registry import MODELS
 from mmps.testing import (demo_person_search_inputs, get_config,
-                          prepare_instance_memory)
+                          prepare_instance_memory, use_roi_align_without_cuda)
 
 
 def _with_mmpretrain() -> bool:
@@ -116,7 +116,12 @@ def test_full_size_config_builds_with_its_channels(fname, channels, small,
     # nothing downloads at run time: a local ImageNet checkpoint
     assert backbone.init_cfg.type == 'Pretrained'
     assert backbone.init_cfg.checkpoint.startswith('checkpoints/')
-    model_cfg = copy.deepcopy(cfg.model)
+    # the reference's deformable RoI pool takes C4's channels
+    assert cfg.model.roi_head.bbox_roi_extractor.roi_layer.type == \
+        'DeformRoIPoolPack'
+    assert cfg.model.roi_head.bbox_roi_extractor.roi_layer.output_channels \
+        == channels[0]
+    model_cfg = use_roi_align_without_cuda(copy.deepcopy(cfg.model))
     model_cfg.backbone.init_cfg = None
     model = MODELS.build(model_cfg).eval()
     c4, c5 = channels
@@ -146,7 +151,9 @@ def test_shrunk_config_trains_and_predicts(fname, channels, small,
                                            small_channels):
     cfg = get_config(fname)
     model = MODELS.build(
-        _shrink(copy.deepcopy(cfg.model), small, small_channels))
+        _shrink(
+            use_roi_align_without_cuda(copy.deepcopy(cfg.model)), small,
+            small_channels))
     model.init_weights()
     prepare_instance_memory(model)
 

@@ -125,11 +125,13 @@ def test_memory_update_writes_the_fused_features_of_the_positives():
                                torch.ones(16))
 
 
-def test_loss_reid_steps_exact_values():
-    """p, g = gt_embeds[batch_gt_inds], f = fuse(p, g), targets = slot
-    labels; the triplet sees f for the positives and the negatives' scene
-    embeddings labelled -1; the memory is updated after the losses."""
-    head = _head()
+@pytest.mark.parametrize('triplet_positives', ['mean', 'fused'])
+def test_loss_reid_steps_exact_values(triplet_positives):
+    """p, g = gt_embeds[batch_gt_inds], f = normalize((p + g) / 2), targets
+    = slot labels; the triplet sees the un-normalised (p + g) / 2 (the
+    reference's, or f) for the positives and the negatives' scene embeddings
+    labelled -1; the memory is updated with f after the losses."""
+    head = _head(triplet_positives=triplet_positives)
     c = head.bbox_roi_extractor.out_channels
     bbox_feats = torch.randn(6, c, 14, 6)
     roi_inds = torch.tensor([0, 1, 3])
@@ -156,7 +158,8 @@ def test_loss_reid_steps_exact_values():
     torch.testing.assert_close(
         losses['loss_triplet'],
         head.loss_triplet(
-            torch.cat([f, neg]), torch.tensor([3, 3, 2, -1, -1, -1])))
+            torch.cat([(p + g) / 2 if triplet_positives == 'mean' else f,
+                       neg]), torch.tensor([3, 3, 2, -1, -1, -1])))
     # M[y] <- 0.2 M[y] + 0.8 f, renormalised, in order (slot 7 twice)
     m = memory_before.clone()
     for y, row in zip([7, 7, 4], f.detach()):
@@ -227,3 +230,8 @@ class _LogCapture:
 
     def __exit__(self, *exc):
         self.logger.removeHandler(self.handler)
+
+
+def test_triplet_positives_must_be_known():
+    with pytest.raises(ValueError, match='triplet_positives'):
+        _head(triplet_positives='normalized')

@@ -182,7 +182,12 @@ def test_predict_gallery_fused_and_all_proposals():
     with torch.no_grad():
         scene = head.predict_gallery(x, _proposals([25, 12]), _metas())
         fused = head.predict_gallery(
-            x, _proposals([25, 12]), _metas(), crop_embedder=embed)
+            x,
+            _proposals([25, 12]),
+            _metas(),
+            crop_embedder=embed,
+            crop_box='detection',
+            normalize_fused=True)
         # only the detections are cropped
         assert [c[0] for c in calls] == [0, 1]
         assert [len(c[1]) for c in calls] == [len(r) for r in fused]
@@ -192,9 +197,30 @@ def test_predict_gallery_fused_and_all_proposals():
             _proposals([25, 12]),
             _metas(),
             crop_embedder=embed,
-            embed_all_proposals=True)
-        # the reference crops every proposal's regressed box
+            embed_all_proposals=True,
+            crop_box='detection',
+            normalize_fused=True)
+        # the reference order crops every proposal's (regressed) box
         assert [len(c[1]) for c in calls] == [25, 12]
+        # the reference's features: g from the proposal box, no
+        # re-normalisation; the same with all proposals embedded first
+        calls.clear()
+        proposals = _proposals([25, 12])
+        boxes = [p.bboxes.clone() for p in proposals]
+        by_prop = head.predict_gallery(
+            x, proposals, _metas(), crop_embedder=embed)
+        assert [len(c[1]) for c in calls] == [len(r) for r in by_prop]
+        by_prop_all = head.predict_gallery(
+            x,
+            _proposals([25, 12]),
+            _metas(),
+            crop_embedder=embed,
+            embed_all_proposals=True)
+    for s, p, pa, b in zip(scene, by_prop, by_prop_all, boxes):
+        g = F.normalize(b[p.proposal_inds] @ proj, dim=1)
+        assert torch.allclose(p.feats, (s.feats + g) / 2, atol=1e-6)
+        assert torch.equal(p.bboxes, pa.bboxes)
+        assert torch.allclose(p.feats, pa.feats, atol=1e-6)
     for s, f, r in zip(scene, fused, ref):
         g = F.normalize(f.input_bboxes @ proj, dim=1)
         assert torch.allclose(

@@ -11,6 +11,7 @@ from mmdet.models.utils import empty_instances
 from mmdet.structures.bbox import get_box_tensor, scale_boxes
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from mmengine.config import ConfigDict
+from mmengine.model import initialize
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -55,9 +56,14 @@ class PersonSearchBBoxHead(BBoxHead):
         loss_cls (dict): Classification loss. Defaults to softmax CE,
             weight 1.
         loss_bbox (dict): Regression loss. Defaults to L1, weight 10.
+        tower_init_cfg (dict, optional): Initialization of the towers'
+            convolutions, applied after the rest (mmcv's ``ConvModule``
+            kaiming-initialises its conv itself). Defaults to
+            ``dict(type='Normal', layer='Conv2d', std=0.01, bias=0.)``, the
+            reference's; None keeps ``ConvModule``'s kaiming init.
         init_cfg (dict or list[dict], optional): Initialization config.
             Defaults to None (mmdet's: normal std 0.01 / 0.001 for the two
-            Linear predictors; kaiming for the convs).
+            Linear predictors).
         **kwargs: Other :class:`~mmdet.models.roi_heads.BBoxHead` arguments
             (``reg_decoded_bbox``, ``predict_box_type``...).
     """
@@ -80,6 +86,8 @@ class PersonSearchBBoxHead(BBoxHead):
                      use_sigmoid=False,
                      loss_weight=1.0),
                  loss_bbox: ConfigType = dict(type='L1Loss', loss_weight=10.0),
+                 tower_init_cfg: OptConfigType = dict(
+                     type='Normal', layer='Conv2d', std=0.01, bias=0.),
                  init_cfg: OptMultiConfig = None,
                  **kwargs) -> None:
         if len(conv_out_channels) == 0:
@@ -104,6 +112,7 @@ class PersonSearchBBoxHead(BBoxHead):
         self.conv_cfg = conv_cfg
         self.norm_cfg = norm_cfg
         self.act_cfg = act_cfg
+        self.tower_init_cfg = tower_init_cfg
         if self.with_cls:
             self.cls_convs = self._build_tower()
         if self.with_reg:
@@ -125,6 +134,15 @@ class PersonSearchBBoxHead(BBoxHead):
                     act_cfg=self.act_cfg))
             channels = out_channels
         return nn.Sequential(*layers)
+
+    def init_weights(self) -> None:
+        """mmdet's init of the predictors, then ``tower_init_cfg``."""
+        super().init_weights()
+        if self.tower_init_cfg is None:
+            return
+        for name in ('cls_convs', 'reg_convs'):
+            if hasattr(self, name):
+                initialize(getattr(self, name), dict(self.tower_init_cfg))
 
     def forward(self, x: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor]]:
         """Box scores and deltas of RoI features.

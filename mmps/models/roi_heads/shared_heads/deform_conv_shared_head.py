@@ -1,4 +1,5 @@
 # Copyright (c) OpenMMLab. All rights reserved.
+import copy
 from typing import Optional
 
 from mmdet.utils import OptMultiConfig
@@ -6,7 +7,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmps.registry import MODELS
-from ...layers import build_conv_or_dcn
+from ...layers import DCN_REFERENCE_INIT, build_conv_or_dcn
 
 
 @MODELS.register_module()
@@ -26,7 +27,10 @@ class DeformConvSharedHead(BaseModule):
         dcn (bool): ``mmcv.ops.DeformConv2dPack`` (True) or a plain
             convolution. Both are bias-free. Defaults to True.
         init_cfg (dict or list[dict], optional): Initialization config.
-            Defaults to None.
+            Defaults to ``DCN_REFERENCE_INIT``: the DCN weight
+            U(+-1/sqrt(fan_in)) as the reference's mmcv 1.x, offsets
+            zero-initialised (mmcv's ``init_offset``), as there. None keeps
+            mmcv 2.x's kaiming weight init.
     """
 
     def __init__(self,
@@ -34,7 +38,9 @@ class DeformConvSharedHead(BaseModule):
                  out_channels: Optional[int] = None,
                  kernel_size: int = 3,
                  dcn: bool = True,
-                 init_cfg: OptMultiConfig = None) -> None:
+                 init_cfg: OptMultiConfig = DCN_REFERENCE_INIT) -> None:
+        if isinstance(init_cfg, dict):
+            init_cfg = copy.deepcopy(init_cfg)
         super().__init__(init_cfg=init_cfg)
         self.in_channels = in_channels
         self.out_channels = out_channels or in_channels
