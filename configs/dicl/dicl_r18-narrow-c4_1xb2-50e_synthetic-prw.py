@@ -7,7 +7,9 @@ _base_ = [
 
 # a fixed seed: `tools/train.py` reproduces the results table on a given machine
 randomness = dict(seed=0)
-val_evaluator = dict(type='PersonSearchMetric')
+# the field's protocol and the DICL authors' PRW protocol (*_ref)
+val_evaluator = dict(
+    type='PersonSearchMetric', protocols=('gt_box', 'best_iou_det'))
 test_evaluator = val_evaluator
 default_hooks = dict(
     logger=dict(interval=10),

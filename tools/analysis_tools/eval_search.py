@@ -10,13 +10,15 @@ The results file (see ``mmps.evaluation.functional.results_io``) holds
 ``gallery_img_names``, ``gallery_det_img``, ``gallery_dets``,
 ``gallery_feats`` and ``query_feats``. Prints one JSON object with ``mAP``,
 ``top-1``, ``top-5``, ``top-10``, ``det_recall``, ``det_ap``,
-``det_recall_labeled`` and ``det_ap_labeled`` (fractions).
+``det_recall_labeled`` and ``det_ap_labeled`` (fractions); with
+``--protocol best_iou_det`` / ``both`` also (or only) the DICL authors' PRW
+protocol, its figures suffixed ``_ref`` (``mAP_ref``...).
 """
 import argparse
 import contextlib
 import json
 import sys
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 DATASETS = ('cuhk-sysu', 'prw')
 
@@ -40,6 +42,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='search only over other cameras (PRW)')
     parser.add_argument('--det-thresh', type=float, default=0.5,
                         help='minimum detection score (default: 0.5)')
+    parser.add_argument(
+        '--protocol',
+        choices=('gt_box', 'best_iou_det', 'both'),
+        default='gt_box',
+        help="search protocol: 'gt_box' (the field's: the query box's "
+        "feature), 'best_iou_det' (the DICL authors' PRW evaluation: the "
+        'query frame\'s best-IoU detection as the query, gallery similarities '
+        "x detection score; figures suffixed _ref) or 'both' "
+        '(default: gt_box)')
+    parser.add_argument(
+        '--query-det-thresh', type=float, default=0.05,
+        help="best_iou_det: candidate detections of a query frame score "
+        'above it (default: 0.05)')
     parser.add_argument('--json-out', help='also write the JSON here')
     return parser.parse_args(argv)
 
@@ -75,7 +90,9 @@ def evaluate_results_file(dataset: str,
                           results: str,
                           gallery_size: int = 100,
                           cross_camera: bool = False,
-                          det_thresh: float = 0.5) -> dict:
+                          det_thresh: float = 0.5,
+                          protocols: Sequence[str] = ('gt_box', ),
+                          query_det_thresh: float = 0.05) -> dict:
     """Evaluate a results file on a dataset's test split.
 
     Args:
@@ -85,6 +102,9 @@ def evaluate_results_file(dataset: str,
         gallery_size (int): CUHK-SYSU gallery size (-1: full set).
         cross_camera (bool): Search only over other cameras.
         det_thresh (float): Minimum detection score.
+        protocols (Sequence[str]): Search protocols (``'gt_box'``,
+            ``'best_iou_det'``).
+        query_det_thresh (float): ``best_iou_det``'s candidate threshold.
 
     Returns:
         dict: The metrics (fractions) and what was evaluated.
@@ -108,13 +128,16 @@ def evaluate_results_file(dataset: str,
         det_feats,
         query_feats,
         det_thresh=det_thresh,
-        cross_camera=cross_camera)
+        cross_camera=cross_camera,
+        protocols=protocols,
+        query_det_thresh=query_det_thresh)
     out = {k: float(v) for k, v in metrics.items()}
     out.update(
         dataset=dataset,
         gallery_size=gallery_size if dataset == 'cuhk-sysu' else None,
         cross_camera=bool(cross_camera),
         det_thresh=det_thresh,
+        protocols=list(protocols),
         num_gallery=protocol.num_images,
         num_queries=protocol.num_queries,
         num_dets=int(len(dets)))
@@ -134,7 +157,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                 args.results,
                 gallery_size=args.gallery_size,
                 cross_camera=args.cross_camera,
-                det_thresh=args.det_thresh)
+                det_thresh=args.det_thresh,
+                protocols=('gt_box', 'best_iou_det') if args.protocol
+                == 'both' else (args.protocol, ),
+                query_det_thresh=args.query_det_thresh)
     except (SearchResultsError, AnnotationError, ValueError) as e:
         print(f'eval_search: error: {e}', file=sys.stderr)
         return 1

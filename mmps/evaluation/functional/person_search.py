@@ -664,7 +664,9 @@ def evaluate_person_search(protocol: PersonSearchProtocol,
                            query_feats: np.ndarray,
                            det_thresh: float = 0.5,
                            cross_camera: Union[bool, str] = False,
-                           topk: Sequence[int] = (1, 5, 10)
+                           topk: Sequence[int] = (1, 5, 10),
+                           protocols: Sequence[str] = ('gt_box', ),
+                           query_det_thresh: float = 0.05
                            ) -> Dict[str, float]:
     """Search and detection metrics in one dict (the metric's and tool's).
 
@@ -679,23 +681,40 @@ def evaluate_person_search(protocol: PersonSearchProtocol,
             over all (False), or both (``'both'``: the cross-camera figures get
             the suffix ``_cross_cam``). Defaults to False.
         topk (Sequence[int]): Top-k ranks. Defaults to (1, 5, 10).
+        protocols (Sequence[str]): Search protocols to report
+            (:mod:`~mmps.evaluation.functional.search_protocols`):
+            ``'gt_box'`` (the field's, no suffix) and/or ``'best_iou_det'``
+            (the DICL authors' PRW protocol, suffix ``_ref``).
+            Defaults to ``('gt_box', )``.
+        query_det_thresh (float): Candidate detections of a query frame under
+            ``'best_iou_det'`` score above it. Defaults to 0.05.
 
     Returns:
-        dict[str, float]: ``mAP``, ``top-<k>``, ``det_recall``, ``det_ap``,
-        ``det_recall_labeled``, ``det_ap_labeled`` (fractions).
+        dict[str, float]: ``mAP``, ``top-<k>`` (per protocol),
+        ``det_recall``, ``det_ap``, ``det_recall_labeled``,
+        ``det_ap_labeled`` (fractions).
     """
+    # imported here: search_protocols builds on this module
+    from .search_protocols import SEARCH_PROTOCOLS, protocol_features
     if cross_camera not in (True, False, 'both'):
         raise ValueError("cross_camera must be True, False or 'both', got "
                          f'{cross_camera!r}')
+    if not protocols or any(p not in SEARCH_PROTOCOLS for p in protocols):
+        raise ValueError(f'protocols must be a non-empty subset of '
+                         f'{tuple(SEARCH_PROTOCOLS)}, got {protocols!r}')
     out = {}
     modes = [(False, ''), (True, '_cross_cam')] if cross_camera == 'both' \
         else [(bool(cross_camera), '')]
-    for cross, suffix in modes:
-        res = eval_search(protocol, det_img, dets, det_feats, query_feats,
-                          det_thresh=det_thresh, cross_camera=cross,
-                          topk=topk)
-        for key in ['mAP'] + [f'top-{k}' for k in topk]:
-            out[key + suffix] = res[key]
+    for name in protocols:
+        gal_feats, q_feats = protocol_features(name, protocol, det_img, dets,
+                                               det_feats, query_feats,
+                                               query_det_thresh)
+        for cross, suffix in modes:
+            res = eval_search(protocol, det_img, dets, gal_feats, q_feats,
+                              det_thresh=det_thresh, cross_camera=cross,
+                              topk=topk)
+            for key in ['mAP'] + [f'top-{k}' for k in topk]:
+                out[key + suffix + SEARCH_PROTOCOLS[name]] = res[key]
     for labeled, suffix in ((False, ''), (True, '_labeled')):
         det = eval_detection(protocol, det_img, dets, det_thresh=det_thresh,
                              labeled_only=labeled)

@@ -7,8 +7,8 @@ from mmengine.logging import MMLogger
 from mmengine.structures import BaseDataElement
 
 from mmps.registry import METRICS
-from ..functional import (PersonSearchProtocol, evaluate_person_search,
-                          save_search_results)
+from ..functional import (SEARCH_PROTOCOLS, PersonSearchProtocol,
+                          evaluate_person_search, save_search_results)
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -40,8 +40,21 @@ class PersonSearchMetric(BaseMetric):
     in :meth:`process`. The result does not depend on the order the samples
     arrive in.
 
+    Two search protocols (``protocols``): ``'gt_box'``, the field's (query
+    feature = the query box's); ``'best_iou_det'``, the DICL authors' PRW
+    evaluation (query feature = the L2-normalised feature of the detection of
+    the query frame overlapping the query box most, gallery similarities =
+    dot products with L2-normalised features times the detection score; its
+    figures get the suffix ``_ref``). See
+    :mod:`mmps.evaluation.functional.search_protocols`.
+
     Args:
         det_thresh (float): Minimum detection score. Defaults to 0.5.
+        protocols (Sequence[str]): Search protocols to report.
+            Defaults to ``('gt_box', )``.
+        query_det_thresh (float): Under ``'best_iou_det'``, the detections of
+            a query frame scoring above it are its candidates (all the
+            detections above it are kept until the end). Defaults to 0.05.
         cross_camera (bool | str): Search over other cameras only (True), all
             (False), or report both (``'both'``, for PRW: the cross-camera
             figures get the suffix ``_cross_cam``). Defaults to False.
@@ -61,6 +74,8 @@ class PersonSearchMetric(BaseMetric):
 
     def __init__(self,
                  det_thresh: float = 0.5,
+                 protocols: Sequence[str] = ('gt_box', ),
+                 query_det_thresh: float = 0.05,
                  cross_camera: Union[bool, str] = False,
                  topk: Sequence[int] = (1, 5, 10),
                  collect_device: str = 'cpu',
@@ -71,6 +86,14 @@ class PersonSearchMetric(BaseMetric):
         if cross_camera not in (True, False, 'both'):
             raise ValueError("cross_camera must be True, False or 'both', "
                              f'got {cross_camera!r}')
+        protocols = (protocols, ) if isinstance(protocols, str) else \
+            tuple(protocols)
+        if not protocols or any(p not in SEARCH_PROTOCOLS for p in protocols):
+            raise ValueError('PersonSearchMetric: protocols must be a '
+                             f'non-empty subset of {tuple(SEARCH_PROTOCOLS)}'
+                             f', got {protocols!r}')
+        self.protocols = protocols
+        self.query_det_thresh = query_det_thresh
         self.det_thresh = det_thresh
         self.cross_camera = cross_camera
         self.topk = tuple(int(k) for k in topk)
@@ -118,10 +141,12 @@ class PersonSearchMetric(BaseMetric):
                     np.float32).reshape(-1)
                 if len(scores) or feats.ndim != 2:
                     feats = feats.reshape(len(scores), -1)
-                # detections below the threshold never count: drop them now,
-                # unless the results file should hold everything
-                keep = scores >= (-np.inf if self.results_file else
-                                  self.det_thresh)
+                # detections below the thresholds never count: drop them
+                # now, unless the results file should hold everything
+                keep = scores >= -np.inf if self.results_file else (
+                    scores >= self.det_thresh) | (
+                        'best_iou_det' in self.protocols
+                        and scores > self.query_det_thresh)
                 boxes = _to_numpy(pred['bboxes']).astype(np.float32)
                 self.results.append(
                     dict(
@@ -200,15 +225,24 @@ class PersonSearchMetric(BaseMetric):
             query_feats,
             det_thresh=self.det_thresh,
             cross_camera=self.cross_camera,
-            topk=self.topk)
+            topk=self.topk,
+            protocols=self.protocols,
+            query_det_thresh=self.query_det_thresh)
         logger.info(
             format_person_search_table(metrics, len(gallery), len(queries)))
         return metrics
 
 
+#: Row titles of the protocols in :func:`format_person_search_table`.
+PROTOCOL_TITLES = {
+    '': 'search, GT-box query (the field\'s protocol)',
+    '_ref': 'search, best-IoU detection query x score (DICL authors\' PRW)',
+}
+
+
 def format_person_search_table(metrics: Dict[str, float], num_gallery: int,
                                num_queries: int) -> str:
-    """The metrics as a text table (percentages).
+    """The metrics as text tables (percentages): one row per protocol.
 
     Args:
         metrics (dict[str, float]): Output of ``evaluate_person_search``.
@@ -216,10 +250,27 @@ def format_person_search_table(metrics: Dict[str, float], num_gallery: int,
         num_queries (int): Number of queries evaluated.
 
     Returns:
-        str: The table, with a title line.
+        str: The tables, with a title line.
     """
     from terminaltables import AsciiTable
-    rows = [list(metrics), [f'{100 * v:.2f}' for v in metrics.values()]]
-    table = AsciiTable(rows).table
+    det = {k: v for k, v in metrics.items() if k.startswith('det_')}
+    search = {k: v for k, v in metrics.items() if k not in det}
+    rows = {}
+    for key, value in search.items():
+        suffix = next((s for s in PROTOCOL_TITLES if s and key.endswith(s)),
+                      '')
+        name = key[:len(key) - len(suffix)] if suffix else key
+        rows.setdefault(suffix, {})[name] = value
+    tables = []
+    if rows:
+        names = list(next(iter(rows.values())))
+        body = [[PROTOCOL_TITLES[s]] +
+                [f'{100 * r[n]:.2f}' if n in r else '' for n in names]
+                for s, r in rows.items()]
+        tables.append(AsciiTable([['protocol'] + names] + body).table)
+    if det:
+        tables.append(
+            AsciiTable([list(det),
+                        [f'{100 * v:.2f}' for v in det.values()]]).table)
     return (f'Person search ({num_gallery} gallery images, {num_queries} '
-            f'queries, %):\n{table}')
+            'queries, %):\n' + '\n'.join(tables))
