@@ -114,6 +114,23 @@ def test_prw_json_equals_functional(tool, prw_root, tmp_path, capsys, cross):
     assert 0 < printed['mAP'] < 1 and 0 < printed['det_ap'] < 1
 
 
+def test_prw_both_protocols(tool, prw_root, tmp_path, capsys):
+    protocol = protocol_of(
+        PRWDataset(prw_root, split='test', check_images=False))
+    arrays, det_img = fake_results(protocol)
+    path = str(tmp_path / 'res.npz')
+    save_search_results(path, **arrays)
+    assert tool.main(['--dataset', 'prw', '--data-root', prw_root,
+                      '--results', path, '--protocol', 'both']) == 0
+    printed = json.loads(capsys.readouterr().out)
+    expected = expected_metrics(protocol, arrays, det_img,
+                                protocols=('gt_box', 'best_iou_det'))
+    assert 'mAP_ref' in expected and 'top-10_ref' in expected
+    for k, v in expected.items():
+        assert printed[k] == pytest.approx(v, abs=1e-12), k
+    assert printed['protocols'] == ['gt_box', 'best_iou_det']
+
+
 def test_cuhk_gallery_sizes(tool, cuhk_root, tmp_path, capsys):
     for size in (50, -1):
         protocol = protocol_of(

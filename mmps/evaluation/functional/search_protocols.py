@@ -62,14 +62,15 @@ def best_iou_query_feats(protocol: PersonSearchProtocol,
     out = np.zeros((protocol.num_queries, det_feats.shape[1]),
                    det_feats.dtype)
     cand = dets[:, 4] > query_det_thresh
+    # the authors read a query box as int32 (x, y, x + w, y + h), clipped
     # the authors read a query box as int32 (x, y, x + w, y + h), clipped at 0
     boxes = np.clip(np.trunc(protocol.query_boxes), 0, None)
     for q, img in enumerate(protocol.query_img):
         rows = np.flatnonzero(cand & (det_img == img)) if img >= 0 else []
         if len(rows) == 0:
             continue
-        ious = pairwise_iou(dets[rows, :4].astype(np.float64),
-                            boxes[q:q + 1])[:, 0]
+        ious = pairwise_iou(dets[rows, :4],
+                            np.repeat(boxes[q:q + 1], len(rows), axis=0))
         out[q] = det_feats[rows[int(np.argmax(ious))]]
     return l2_normalize(out)
 

@@ -157,3 +157,25 @@ def test_results_file_holds_every_detection(tmp_path):
                                    saved['query_feats'])
     for k, v in got.items():
         assert again[k] == pytest.approx(v, abs=1e-12), k
+
+
+def test_both_protocols_keep_the_query_frames_low_scoring_detections():
+    case = random_case(2, listed=False, quantised=True)
+    images, queries, dets, feats, qfeats = case
+    # low-scoring detections (below det_thresh, above 0.05) are candidates
+    # of the best-IoU query under the authors' protocol
+    dets = [np.array(row, np.float64).reshape(-1, 5) for row in dets]
+    for row in dets[::2]:
+        row[:1, 4] = 0.2
+    case = images, queries, dets, feats, qfeats
+    expected = functional(case, protocols=('gt_box', 'best_iou_det'))
+    metric = PersonSearchMetric(protocols=('gt_box', 'best_iou_det'))
+    samples = to_samples(*case)
+    metric.process({}, samples)
+    got = metric.evaluate(len(samples))
+    assert {'mAP', 'mAP_ref', 'top-1_ref'} <= set(got)
+    for k, v in expected.items():
+        assert got[k] == pytest.approx(v, abs=1e-12), k
+    assert got['mAP_ref'] != got['mAP']
+    with pytest.raises(ValueError, match='protocols'):
+        PersonSearchMetric(protocols=('box', ))
