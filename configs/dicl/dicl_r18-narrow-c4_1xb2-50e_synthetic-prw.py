@@ -15,7 +15,7 @@ default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=10, max_keep_ckpts=2))
 
-# DICL's memory (DESIGN §1.4): filled before training from the model in eval
+# DICL's memory: filled before training from the model in eval
 # mode over every training image, re-clustered before every epoch
 # (min_samples 4 on PRW). The reference's k1 = 30 neighbours suit ~37 boxes
 # per identity (real PRW); the synthetic sets have ~11, and with k1 = 30 every

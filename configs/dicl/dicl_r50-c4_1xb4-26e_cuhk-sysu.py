@@ -10,7 +10,7 @@ model = dict(
 val_evaluator = dict(type='PersonSearchMetric')
 test_evaluator = val_evaluator
 
-# DICL's memory (DESIGN §1.4): filled before training from the model in eval
+# DICL's memory: filled before training from the model in eval
 # mode over every training image, re-clustered before every epoch
 # (min_samples 2 on CUHK-SYSU).
 custom_hooks = [

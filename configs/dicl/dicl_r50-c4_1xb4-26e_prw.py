@@ -12,7 +12,7 @@ val_evaluator = dict(
     type='PersonSearchMetric', protocols=('gt_box', 'best_iou_det'))
 test_evaluator = val_evaluator
 
-# DICL's memory (DESIGN §1.4): filled before training from the model in eval
+# DICL's memory: filled before training from the model in eval
 # mode over every training image, re-clustered before every epoch
 # (min_samples 4 on PRW).
 custom_hooks = [

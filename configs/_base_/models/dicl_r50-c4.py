@@ -1,4 +1,4 @@
-# DICL detector (DESIGN §1.1): Faster R-CNN on one stride-16 map.
+# DICL detector: Faster R-CNN on one stride-16 map.
 # ResNet-50 caffe with C5 kept at stride 16 -> C4/C5 fusion neck (DCN) -> RPN
 # -> 14x6 RoI features -> head DCN -> box towers + 256-d re-id embedding.
 #
@@ -89,7 +89,7 @@ model = dict(
             in_channels=1024,
             roi_size=(14, 6),
             out_channels=256),
-        # DESIGN §1.2-§1.4: one 256-d slot per training box (sized from the
+        # DICL: one 256-d slot per training box (sized from the
         # dataset by InstanceMemoryInitHook), momentum 0.2
         memory=dict(type='InstanceMemory', feat_dim=256, momentum=0.2),
         # memory contrast against cluster centroids, hardest 60% negatives

@@ -48,7 +48,7 @@ def train_dataset(runner):
 
 @HOOKS.register_module()
 class InstanceMemoryInitHook(Hook):
-    """Fill DICL's instance memory before training (DESIGN §1.4).
+    """Fill DICL's instance memory before training.
 
     ``before_train``, unless the memory is already initialised with one
     slot per training box (a resumed checkpoint restores it): the memory is

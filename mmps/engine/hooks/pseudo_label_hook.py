@@ -40,7 +40,7 @@ class PseudoLabelHook(Hook):
     ``before_train_epoch`` (epoch 0 included), with the RoI head's
     ``label_source``:
 
-    - ``'cluster'`` (DICL, DESIGN §1.4): rank 0 clusters the memory features
+    - ``'cluster'`` (DICL): rank 0 clusters the memory features
       (:func:`~mmps.models.utils.generate_pseudo_labels`: k-reciprocal
       Jaccard distance, DBSCAN at three ``eps``, scene constraint,
       reliability). The cluster-independence threshold of the first

@@ -23,7 +23,7 @@ TRIPLET_POSITIVES = ('mean', 'fused')
 class DICLRoIHead(PersonSearchRoIHead):
     """RoI head of DICL: the box losses plus DICL's re-id objectives.
 
-    For the sampled positive RoIs (DESIGN §1.2-§1.4), :meth:`loss_reid`:
+    For the sampled positive RoIs, :meth:`loss_reid`:
 
     1. ``p_i`` = scene embedding of positive i, ``g_i`` = instance-branch
        embedding of its GT box (``gt_embeds[batch_gt_inds]``: one crop feeds

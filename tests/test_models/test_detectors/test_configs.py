@@ -72,7 +72,7 @@ def test_config_builds_and_runs(fname):
 @pytest.mark.parametrize('fname,pos_iou', [('dicl_prw.py', 0.7),
                                            ('dicl_cuhk-sysu.py', 0.6)])
 def test_reference_settings(fname, pos_iou):
-    """DESIGN §1.1 numbers in the GPU-scale configs."""
+    """The reference numbers in the GPU-scale configs."""
     cfg = get_config(fname)
     m = cfg.model
     assert m.type == 'DICL'
@@ -202,7 +202,7 @@ SYN_CLUSTERING = dict(k1=10, k2=6, eps=(0.58, 0.60, 0.62))
     ('dicl_synthetic_cuhk-sysu.py', 2, (224, 96), SYN_CLUSTERING)
 ])
 def test_dicl_training_settings(fname, min_samples, crop_size, clustering):
-    """DESIGN §1.2-§1.4 in the reference and the CPU configs alike."""
+    """DICL's training settings in the reference and the CPU configs alike."""
     cfg = get_config(fname)
     m = cfg.model
     assert m.data_preprocessor.type == 'PersonSearchDataPreprocessor'
