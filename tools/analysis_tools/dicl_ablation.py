@@ -51,6 +51,15 @@ DESCRIPTIONS = {
     'dense': '+ dense (SIC)',
     'dicl': '+ occlusion (OIC) = DICL',
 }
+#: CPU kernels pinned to AVX2 for every run (as ``make demo`` does): the same
+#: floating-point results on any x86-64 CPU with AVX2, where the seeded run
+#: otherwise takes AVX-512 kernels on some machines (``--native-kernels``:
+#: whatever the CPU offers, faster and machine-dependent).
+REPRO_ENV = dict(
+    ATEN_CPU_CAPABILITY='avx2',
+    ONEDNN_MAX_CPU_ISA='AVX2',
+    MKL_CBWR='AVX2',
+    OPENBLAS_CORETYPE='Haswell')
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
@@ -144,8 +153,13 @@ def random_feature_map(cfg: Config, results_file: str,
 
 
 def _run(cmd: list, log_file: str, what: str) -> None:
+    env = dict(os.environ)
+    if not env.pop('MMPS_NATIVE_KERNELS', ''):
+        for key, value in REPRO_ENV.items():
+            env.setdefault(key, value)
     with open(log_file, 'w') as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.run(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f'{what} failed (exit {proc.returncode}), see '
                            f'{log_file}')
@@ -208,6 +222,11 @@ def parse_args():
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS),
                         choices=VARIANTS)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--native-kernels',
+        action='store_true',
+        help='do not pin the CPU kernels to AVX2 (faster; the figures then '
+        'depend on the CPU model)')
     parser.add_argument('--table', help='also write the Markdown table here')
     parser.add_argument('--json', help='also write the figures to this file')
     return parser.parse_args()
@@ -215,6 +234,8 @@ def parse_args():
 
 def main():
     args = parse_args()
+    if args.native_kernels:
+        os.environ['MMPS_NATIVE_KERNELS'] = '1'
     cfg = Config.fromfile(args.config)
     results = {}
     for variant in args.variants:
