@@ -73,12 +73,18 @@ class BoxOcclusion(BaseTransform):
         self.min_size = min_size
         self.mode = mode
 
+    def pixel_box(self, box: np.ndarray) -> np.ndarray:
+        """The box as the mode reads it: ``int(box + 1)`` for the reference,
+        as given for the grid."""
+        box = np.asarray(box, np.float64)
+        return (box + 1).astype(int) if self.mode == 'reference' else box
+
     def cells(self, box: np.ndarray, height: int,
               width: int) -> Sequence[tuple]:
         """Draw the masked cells of one box (after its coin came up).
 
         Args:
-            box (np.ndarray): (4, ) x1, y1, x2, y2.
+            box (np.ndarray): (4, ) x1, y1, x2, y2 from :meth:`pixel_box`.
             height (int): Image height.
             width (int): Image width.
 
@@ -87,8 +93,8 @@ class BoxOcclusion(BaseTransform):
             ranges, clipped to the image (possibly empty).
         """
         rows, cols = self.grid
+        x1, y1, x2, y2 = box.tolist()
         if self.mode == 'reference':
-            x1, y1, x2, y2 = (int(v) for v in np.asarray(box) + 1)
             ch, cw = int((y2 - y1) / rows), int((x2 - x1) / cols)
             xs = np.random.randint(cols, size=self.num_cells) * cw
             ys = np.random.randint(rows, size=self.num_cells) * ch
@@ -96,7 +102,6 @@ class BoxOcclusion(BaseTransform):
             return [(min(y1 + y, y_end), min(y1 + y + ch, y_end),
                      min(x1 + x, x_end), min(x1 + x + cw, x_end))
                     for x, y in zip(xs.tolist(), ys.tolist())]
-        x1, y1, x2, y2 = box
         ys = np.clip(np.round(np.linspace(y1, y2, rows + 1)), 0,
                      height).astype(int)
         xs = np.clip(np.round(np.linspace(x1, x2, cols + 1)), 0,
@@ -108,13 +113,6 @@ class BoxOcclusion(BaseTransform):
             out.append((ys[r], ys[r + 1], xs[c], xs[c + 1]))
         return out
 
-    def _too_small(self, box: np.ndarray) -> bool:
-        if self.mode == 'reference':  # the reference's integer box
-            x1, y1, x2, y2 = (int(v) for v in np.asarray(box) + 1)
-        else:
-            x1, y1, x2, y2 = box
-        return x2 - x1 < self.min_size or y2 - y1 < self.min_size
-
     def transform(self, results: dict) -> dict:
         img = results['img']
         boxes = results['gt_bboxes']
@@ -124,7 +122,9 @@ class BoxOcclusion(BaseTransform):
         mean = img.reshape(height * width, -1).mean(0).astype(img.dtype)
         occluded = np.zeros(len(boxes), bool)
         for k, box in enumerate(boxes):
-            if self._too_small(box):
+            box = self.pixel_box(box)
+            x1, y1, x2, y2 = box
+            if x2 - x1 < self.min_size or y2 - y1 < self.min_size:
                 continue
             if np.random.rand() >= self.prob:
                 continue

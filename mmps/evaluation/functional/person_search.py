@@ -695,13 +695,12 @@ def evaluate_person_search(protocol: PersonSearchProtocol,
         ``det_ap_labeled`` (fractions).
     """
     # imported here: search_protocols builds on this module
-    from .search_protocols import SEARCH_PROTOCOLS, protocol_features
+    from .search_protocols import (SEARCH_PROTOCOLS, check_search_protocols,
+                                   protocol_features)
     if cross_camera not in (True, False, 'both'):
         raise ValueError("cross_camera must be True, False or 'both', got "
                          f'{cross_camera!r}')
-    if not protocols or any(p not in SEARCH_PROTOCOLS for p in protocols):
-        raise ValueError(f'protocols must be a non-empty subset of '
-                         f'{tuple(SEARCH_PROTOCOLS)}, got {protocols!r}')
+    protocols = check_search_protocols(protocols)
     out = {}
     modes = [(False, ''), (True, '_cross_cam')] if cross_camera == 'both' \
         else [(bool(cross_camera), '')]

@@ -18,7 +18,7 @@ Both then rank and score with the same rules (:func:`eval_search`), so that
 a number under ``'best_iou_det'`` compares with the authors' published PRW
 figures and one under ``'gt_box'`` with the rest of the field.
 """
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 
@@ -26,6 +26,16 @@ from .person_search import PersonSearchProtocol, pairwise_iou
 
 #: Protocol names, and the suffix of their metric names.
 SEARCH_PROTOCOLS = {'gt_box': '', 'best_iou_det': '_ref'}
+
+
+def check_search_protocols(protocols: Sequence[str]) -> Tuple[str, ...]:
+    """``protocols`` as a tuple, or a ValueError naming the valid ones."""
+    protocols = (protocols, ) if isinstance(protocols, str) else \
+        tuple(protocols)
+    if not protocols or any(p not in SEARCH_PROTOCOLS for p in protocols):
+        raise ValueError('search protocols must be a non-empty subset of '
+                         f'{tuple(SEARCH_PROTOCOLS)}, got {protocols!r}')
+    return protocols
 
 
 def l2_normalize(feats: np.ndarray) -> np.ndarray:
@@ -61,12 +71,14 @@ def best_iou_query_feats(protocol: PersonSearchProtocol,
     det_feats = np.asarray(det_feats)
     out = np.zeros((protocol.num_queries, det_feats.shape[1]),
                    det_feats.dtype)
-    cand = dets[:, 4] > query_det_thresh
+    # the candidates grouped by image: image g's are order[off[g]:off[g + 1]]
+    cand = np.flatnonzero(dets[:, 4] > query_det_thresh)
+    order = cand[np.argsort(det_img[cand], kind='stable')]
+    off = np.searchsorted(det_img[order], np.arange(protocol.num_images + 1))
     # the authors read a query box as int32 (x, y, x + w, y + h), clipped
-    # the authors read a query box as int32 (x, y, x + w, y + h), clipped at 0
     boxes = np.clip(np.trunc(protocol.query_boxes), 0, None)
     for q, img in enumerate(protocol.query_img):
-        rows = np.flatnonzero(cand & (det_img == img)) if img >= 0 else []
+        rows = order[off[img]:off[img + 1]] if img >= 0 else order[:0]
         if len(rows) == 0:
             continue
         ious = pairwise_iou(dets[rows, :4],
@@ -103,9 +115,7 @@ def protocol_features(name: str, protocol: PersonSearchProtocol,
     Returns:
         tuple[np.ndarray, np.ndarray]: Gallery and query features.
     """
-    if name not in SEARCH_PROTOCOLS:
-        raise ValueError(f'search protocol must be one of '
-                         f'{tuple(SEARCH_PROTOCOLS)}, got {name!r}')
+    check_search_protocols(name)
     if name == 'gt_box':
         return det_feats, query_feats
     return (score_weighted_feats(dets, det_feats),

@@ -7,7 +7,7 @@ from mmengine.logging import MMLogger
 from mmengine.structures import BaseDataElement
 
 from mmps.registry import METRICS
-from ..functional import (SEARCH_PROTOCOLS, PersonSearchProtocol,
+from ..functional import (PersonSearchProtocol, check_search_protocols,
                           evaluate_person_search, save_search_results)
 
 
@@ -86,13 +86,7 @@ class PersonSearchMetric(BaseMetric):
         if cross_camera not in (True, False, 'both'):
             raise ValueError("cross_camera must be True, False or 'both', "
                              f'got {cross_camera!r}')
-        protocols = (protocols, ) if isinstance(protocols, str) else \
-            tuple(protocols)
-        if not protocols or any(p not in SEARCH_PROTOCOLS for p in protocols):
-            raise ValueError('PersonSearchMetric: protocols must be a '
-                             f'non-empty subset of {tuple(SEARCH_PROTOCOLS)}'
-                             f', got {protocols!r}')
-        self.protocols = protocols
+        self.protocols = check_search_protocols(protocols)
         self.query_det_thresh = query_det_thresh
         self.det_thresh = det_thresh
         self.cross_camera = cross_camera
@@ -143,10 +137,11 @@ class PersonSearchMetric(BaseMetric):
                     feats = feats.reshape(len(scores), -1)
                 # detections below the thresholds never count: drop them
                 # now, unless the results file should hold everything
-                keep = scores >= -np.inf if self.results_file else (
-                    scores >= self.det_thresh) | (
-                        'best_iou_det' in self.protocols
-                        and scores > self.query_det_thresh)
+                keep = scores >= self.det_thresh
+                if 'best_iou_det' in self.protocols:  # query candidates
+                    keep |= scores > self.query_det_thresh
+                if self.results_file:
+                    keep[:] = True
                 boxes = _to_numpy(pred['bboxes']).astype(np.float32)
                 self.results.append(
                     dict(

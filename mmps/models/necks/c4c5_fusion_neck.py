@@ -1,5 +1,4 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-import copy
 from typing import Sequence, Tuple
 
 import torch.nn.functional as F
@@ -67,8 +66,8 @@ class C4C5FusionNeck(BaseModule):
                      dict(type='Xavier', layer='Conv2d',
                           distribution='uniform'), DCN_REFERENCE_INIT)
                  ) -> None:
-        if isinstance(init_cfg, tuple):
-            init_cfg = copy.deepcopy(list(init_cfg))
+        if isinstance(init_cfg, tuple):  # BaseModule takes a dict or list
+            init_cfg = list(init_cfg)
         super().__init__(init_cfg=init_cfg)
         if len(in_channels) != 2:
             raise ValueError('C4C5FusionNeck takes the C4 and C5 channels, '

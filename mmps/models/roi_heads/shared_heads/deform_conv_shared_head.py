@@ -1,5 +1,4 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-import copy
 from typing import Optional
 
 from mmdet.utils import OptMultiConfig
@@ -39,8 +38,6 @@ class DeformConvSharedHead(BaseModule):
                  kernel_size: int = 3,
                  dcn: bool = True,
                  init_cfg: OptMultiConfig = DCN_REFERENCE_INIT) -> None:
-        if isinstance(init_cfg, dict):
-            init_cfg = copy.deepcopy(init_cfg)
         super().__init__(init_cfg=init_cfg)
         self.in_channels = in_channels
         self.out_channels = out_channels or in_channels
