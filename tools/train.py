@@ -15,7 +15,8 @@ from mmengine.runner import Runner
 
 from mmps.registry import RUNNERS
 from mmps.engine import trust_local_checkpoints
-from mmps.utils import init_cpu_distributed, register_all_modules
+from mmps.utils import (destroy_distributed, init_cpu_distributed,
+                        register_all_modules)
 
 
 def parse_args():
@@ -90,7 +91,11 @@ def main():
     init_cpu_distributed(cfg.launcher)  # gloo where there is no CUDA
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    finally:
+        # every rank leaves the process group before the interpreter exits
+        destroy_distributed()
 
 
 if __name__ == '__main__':

@@ -77,3 +77,19 @@ def init_cpu_distributed(launcher: str) -> bool:
                            'tools/dist_train.sh')
     torch_dist.init_process_group(backend='gloo')
     return True
+
+
+def destroy_distributed() -> None:
+    """Tear the process group down at the end of a run, on every rank.
+
+    Without it, the gloo (CPU) or NCCL process group is destroyed by the
+    interpreter's exit handlers in no defined order; with gloo a rank can
+    then abort (``terminate called without an active exception``) after the
+    run has finished, so ``torchrun`` reports a failure. All ranks first wait
+    for each other (a barrier), then the group is destroyed. A no-op when no
+    process group is initialised.
+    """
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
+    torch_dist.barrier()
+    torch_dist.destroy_process_group()

@@ -209,3 +209,30 @@ def test_two_process_training_keeps_the_memory_identical(root, tmp_path):
     assert not torch.equal(
         torch.load(tmp_path / 'memory0_0.pt')['features'],
         torch.load(tmp_path / 'memory0_1.pt')['features'])
+
+
+# ---------------------------------------------------------------------- #
+# teardown: every rank leaves the group, a second call is a no-op
+# ---------------------------------------------------------------------- #
+def _destroy_worker(rank, port):
+    _init(rank, port)
+    import torch.distributed as dist
+
+    from mmps.utils import destroy_distributed
+    assert dist.is_initialized()
+    destroy_distributed()
+    assert not dist.is_initialized()
+    destroy_distributed()  # nothing left to destroy: no error
+
+
+def test_destroy_distributed_leaves_the_group_on_every_rank():
+    _spawn(_destroy_worker)
+
+
+def test_destroy_distributed_without_a_group_is_a_no_op():
+    import torch.distributed as dist
+
+    from mmps.utils import destroy_distributed
+    assert not dist.is_initialized()
+    destroy_distributed()
+    assert not dist.is_initialized()
