@@ -268,7 +268,9 @@ def demo_person_search_inputs(batch_size: int = 2,
     return dict(inputs=inputs, data_samples=data_samples)
 
 
-def prepare_instance_memory(model, num_slots: int = 64) -> None:
+def prepare_instance_memory(model,
+                            num_slots: int = 64,
+                            seed: Optional[int] = None) -> None:
     """Size the instance memory of a DICL model (if any) for fake inputs.
 
     In training the memory is sized from the dataset by
@@ -278,9 +280,21 @@ def prepare_instance_memory(model, num_slots: int = 64) -> None:
 
     Args:
         model (nn.Module): A detector (its ``roi_head.memory``, when
-            present, is resized: zero features, every slot its own label).
+            present, is resized on the memory's device).
         num_slots (int): Number of slots. Defaults to 64.
+        seed (int, optional): None: zero features, every slot its own label.
+            An int: random unit features drawn with this seed and clusters
+            of two slots (``slot // 2``), as after a first clustering.
     """
     memory = getattr(getattr(model, 'roi_head', None), 'memory', None)
-    if memory is not None:
-        memory.resize_(num_slots)
+    if memory is None:
+        return
+    memory.resize_(num_slots)
+    if seed is not None:
+        gen = torch.Generator().manual_seed(seed)
+        device = memory.features.device
+        slots = torch.arange(num_slots, device=device)
+        memory.init_features(
+            slots,
+            torch.randn(num_slots, memory.feat_dim, generator=gen).to(device))
+        memory.set_labels(slots // 2)

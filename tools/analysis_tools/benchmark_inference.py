@@ -12,13 +12,17 @@ image, so that machine noise hits them alike):
   every proposal before NMS.
 
 Prints one ``name: value`` line per figure: seconds per image, images per
-second and the ratio of each mode to ``plain``. Without ``--data-root`` a
-synthetic PRW-format root is generated in a temporary folder.
+second, the ratio of each mode to ``plain`` and, on CUDA, the peak GPU
+memory. Without ``--data-root`` a synthetic PRW-format root with
+``--frame-size`` frames is generated in a temporary folder.
 
-Example::
+Examples::
 
     python tools/analysis_tools/benchmark_inference.py \\
         configs/dicl_synthetic_prw.py --checkpoint work_dirs/x/epoch_8.pth
+    # the reference config on one GPU: 1920x1080 frames tested at 1500x900
+    python tools/analysis_tools/benchmark_inference.py configs/dicl_prw.py \\
+        --device cuda --frame-size 1920 1080 --scale 1500 900
 """
 import argparse
 import tempfile
@@ -26,7 +30,7 @@ import time
 
 import torch
 from mmdet.models.detectors import TwoStageDetector
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
 from mmengine.runner import load_checkpoint
 
@@ -50,7 +54,15 @@ def parse_args():
         '--scale', type=int, nargs=2, metavar=('W', 'H'),
         help='test scale of the Resize step (e.g. 1500 900, the reference '
         "test scale); default: the config's")
+    parser.add_argument(
+        '--frame-size', type=int, nargs=2, metavar=('W', 'H'),
+        help='frame size of the generated synthetic set (default: the '
+        "generator's, 400 240)")
     parser.add_argument('--device', default='cpu')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, as tools/train.py (e.g. '
+        'model.backbone.init_cfg=None: no ImageNet checkpoint)')
     parser.add_argument('--json', help='also write the figures to this file')
     return parser.parse_args()
 
@@ -87,6 +99,8 @@ def main():
     trust_local_checkpoints()
     torch.manual_seed(args.seed)
     cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     model = MODELS.build(cfg.model).to(args.device).eval()
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint, map_location=args.device)
@@ -97,22 +111,34 @@ def main():
         root = args.data_root
         if root is None:
             from mmps.datasets.synthetic import make_synthetic_prw
-            root = make_synthetic_prw(tmp, seed=args.seed).root
+            size = {} if args.frame_size is None else dict(
+                image_size=tuple(args.frame_size[::-1]))
+            root = make_synthetic_prw(tmp, seed=args.seed, **size).root
         batches = build_batches(cfg, root, args.num_images, model,
                                 args.scale)
+
+    cuda = torch.device(args.device).type == 'cuda'
+
+    def synchronize():
+        if cuda:
+            torch.cuda.synchronize(args.device)
 
     times = {m: 0.0 for m in MODES}
     dets = {m: 0 for m in MODES}
     for inputs, samples in batches[:1]:  # warm-up
         for mode in MODES:
             run_mode(model, mode, inputs, samples)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(args.device)
     step = 0
     for _ in range(args.repeats):
         for inputs, samples in batches:
             step += 1  # rotate the order so that no mode always runs first
             for mode in MODES[step % 4:] + MODES[:step % 4]:
+                synchronize()
                 start = time.perf_counter()
                 out = run_mode(model, mode, inputs, samples)
+                synchronize()
                 times[mode] += time.perf_counter() - start
                 dets[mode] += len(out[0].pred_instances)
     n = args.repeats * len(batches)
@@ -126,6 +152,9 @@ def main():
         figures[f'{mode}_img_per_s'] = n / times[mode]
     for mode in MODES[1:]:
         figures[f'{mode}_ratio'] = times[mode] / times['plain']
+    if cuda:
+        figures['peak_mem_gib'] = \
+            torch.cuda.max_memory_allocated(args.device) / 2**30
     report_figures(figures, args.json)
 
 
