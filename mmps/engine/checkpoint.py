@@ -7,7 +7,8 @@ more than tensors (the message hub's ``HistoryBuffer`` of numpy arrays, the
 random state of a resumable run), so that ``--resume`` and
 ``tools/test.py CKPT`` fail.
 
-mmps registers a local loader that always tries the safe
+:func:`register_checkpoint_loader` installs, as mmengine's loader of local
+paths, :func:`load_local_checkpoint`: it always tries the safe
 ``weights_only=True`` load first (enough for plain state dicts such as
 pretrained backbones). A file that needs full unpickling is loaded only where
 local checkpoints are trusted: mmps's tools (``tools/train.py``,
@@ -16,6 +17,11 @@ their user names the file; elsewhere (library use) the default is safe and
 such a file raises an error that says how to opt in
 (``trust_local_checkpoints()`` or ``MMPS_TRUST_CHECKPOINTS=1``). Unpickling
 runs code from the file: only trust files you made or know.
+
+Importing mmps changes nothing in mmengine: the loader is installed by an
+explicit call, :func:`register_checkpoint_loader`, which mmps's tools make
+(through :func:`trust_local_checkpoints`) and :class:`mmps.apis.PersonSearcher`
+makes before it loads a checkpoint.
 """
 import contextlib
 import logging
@@ -30,14 +36,33 @@ from mmengine.runner.checkpoint import CheckpointLoader
 _TRUSTED = False
 
 
+def register_checkpoint_loader() -> None:
+    """Make :func:`load_local_checkpoint` mmengine's loader of local paths.
+
+    Replaces, for this process, the loader that
+    ``mmengine.runner.CheckpointLoader`` uses for paths without a scheme
+    (``load_from``, ``--resume``, ``init_cfg=dict(type='Pretrained')``).
+    Idempotent. Remote schemes (``http://``, ``open-mmlab://``...) keep
+    mmengine's loaders.
+    """
+    if CheckpointLoader._schemes.get('') is not load_local_checkpoint:
+        CheckpointLoader.register_scheme(
+            prefixes='', loader=load_local_checkpoint, force=True)
+
+
 def trust_local_checkpoints(trust: bool = True) -> None:
     """Allow (or forbid again) the full unpickling of local checkpoints.
+
+    Also installs mmps's local loader (:func:`register_checkpoint_loader`),
+    without which the setting has no effect: the call mmps's tools make
+    first.
 
     Args:
         trust (bool): True lets :func:`load_local_checkpoint` fall back to
             ``weights_only=False`` for files that hold more than tensors.
     """
     global _TRUSTED
+    register_checkpoint_loader()
     _TRUSTED = bool(trust)
 
 
@@ -47,10 +72,13 @@ def trusted_local_checkpoints(trust: bool = True):
 
     The previous setting is restored on exit, also after an error.
 
+    Installs mmps's local loader first (:func:`register_checkpoint_loader`).
+
     Args:
         trust (bool): The setting inside the block. Defaults to True.
     """
     global _TRUSTED
+    register_checkpoint_loader()
     previous = _TRUSTED
     _TRUSTED = bool(trust)
     try:
@@ -108,6 +136,3 @@ def load_local_checkpoint(filename: str, map_location=None) -> dict:
         raise RuntimeError(f'{filename} is not a readable checkpoint: '
                            f'{e}') from e
 
-
-CheckpointLoader.register_scheme(
-    prefixes='', loader=load_local_checkpoint, force=True)

@@ -1,5 +1,7 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 """mmengine checkpoints load under torch >= 2.6 (weights_only default)."""
+import subprocess
+import sys
 from unittest import mock
 
 import numpy as np
@@ -8,7 +10,13 @@ import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from mmps.engine import trust_local_checkpoints
+from mmps.engine import (load_local_checkpoint, register_checkpoint_loader,
+                         trust_local_checkpoints)
+
+
+@pytest.fixture(autouse=True)
+def _mmps_loader():
+    register_checkpoint_loader()  # the explicit call of mmps's tools
 
 
 def _training_checkpoint(tmp_path):
@@ -65,3 +73,29 @@ def test_plain_weights_load_without_unpickling_objects(tmp_path):
     assert torch.equal(ckpt['w'], torch.arange(3))
     assert load.call_count == 1
     assert load.call_args.kwargs['weights_only'] is True
+
+
+def test_importing_mmps_leaves_mmengine_loader_alone():
+    """The loader is installed by an explicit call, not by an import."""
+    code = (
+        'from mmengine.runner.checkpoint import CheckpointLoader as C\n'
+        'before = C._schemes[""]\n'
+        'import mmps, mmps.engine, mmps.apis\n'
+        'from mmps.utils import register_all_modules\n'
+        'register_all_modules()\n'
+        'assert C._schemes[""] is before, "an import replaced the loader"\n'
+        'from mmps.engine import register_checkpoint_loader, '
+        'load_local_checkpoint\n'
+        'register_checkpoint_loader(); register_checkpoint_loader()\n'
+        'assert C._schemes[""] is load_local_checkpoint\n'
+        'assert list(C._schemes).count("") == 1\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_trusting_installs_the_loader(monkeypatch):
+    from mmengine.runner.checkpoint import CheckpointLoader
+    monkeypatch.setitem(CheckpointLoader._schemes, '', object())
+    trust_local_checkpoints(False)
+    assert CheckpointLoader._schemes[''] is load_local_checkpoint
