@@ -117,7 +117,25 @@ class BasePersonSearchDataset(BaseDetDataset):
         """
         raise NotImplementedError
 
+    #: The format name of ``tools/misc/make_synthetic_dataset.py``.
+    synthetic_format: str = ''
+
     # -- shared ---------------------------------------------------------------------
+    def _missing_root_message(self) -> str:
+        """What to do when ``data_root`` does not exist."""
+        message = f'{self.data_root}: dataset root not found. '
+        command = (f'python tools/misc/make_synthetic_dataset.py '
+                   f'{self.synthetic_format} --out {self.data_root}')
+        if 'synthetic' in self.data_root:
+            return message + (
+                'Write the synthetic sets with `make data` (from the '
+                f'repository root), or this one alone with `{command}`.')
+        return message + (
+            f'Put the {type(self).__name__} files there (see the README, '
+            '"Datasets") or point data_root at them (--cfg-options '
+            f'train_dataloader.dataset.data_root=...); a synthetic set in '
+            f'the same format: `{command}`.')
+
     @property
     def img_dir(self) -> str:
         return osp.join(self.data_root, self.img_subdir)
@@ -125,7 +143,7 @@ class BasePersonSearchDataset(BaseDetDataset):
     def load_data_list(self) -> List[dict]:
         """Build the data list from the native files (see the class doc)."""
         if not osp.isdir(self.data_root):
-            raise AnnotationError(f'{self.data_root}: dataset root not found')
+            raise AnnotationError(self._missing_root_message())
         #: box counts of the log: clipped, skipped (non-positive size),
         #: skipped (wholly outside the image), clipped query boxes
         self.box_stats = dict(

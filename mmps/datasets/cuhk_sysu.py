@@ -41,6 +41,7 @@ class CUHKSYSUDataset(BasePersonSearchDataset):
     """
 
     img_subdir = osp.join('Image', 'SSM')
+    synthetic_format = 'cuhk-sysu'
 
     def __init__(self, data_root: str, split: str = 'train',
                  gallery_size: Optional[int] = 100, **kwargs) -> None:

@@ -36,6 +36,7 @@ class PRWDataset(BasePersonSearchDataset):
     """
 
     img_subdir = 'frames'
+    synthetic_format = 'prw'
 
     def _frames(self, split: str) -> List[str]:
         path = osp.join(self.data_root, f'frame_{split}.mat')

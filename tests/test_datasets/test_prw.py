@@ -106,3 +106,27 @@ def test_bad_frame_lists_and_queries(prw_truth, tmp_path):
 
     with pytest.raises(AnnotationError, match='does not follow'):
         prw_camera_id('frame_0001.jpg')
+
+
+def test_missing_root_says_how_to_write_it(tmp_path):
+    """A fresh checkout: `tools/train.py configs/dicl_synthetic_prw.py` stops
+    with the command that writes the set, and that command works."""
+    import shlex
+    import subprocess
+    import sys
+    root = str(tmp_path / 'data' / 'synthetic' / 'prw')
+    with pytest.raises(AnnotationError, match='make data') as e:
+        PRWDataset(data_root=root, split='train')
+    command = str(e.value).split('`')[-2]
+    assert command == ('python tools/misc/make_synthetic_dataset.py prw '
+                       f'--out {root}')
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    argv = shlex.split(command)
+    out = subprocess.run([sys.executable] + argv[1:] + ['--num-images', '12'],
+                         cwd=repo, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert len(PRWDataset(data_root=root, split='train')) > 0
+    # a real-data root: where the files go, and the synthetic stand-in
+    with pytest.raises(AnnotationError, match='README') as e:
+        PRWDataset(data_root=str(tmp_path / 'PRW'), split='train')
+    assert 'make_synthetic_dataset.py prw' in str(e.value)
