@@ -3,19 +3,22 @@ import copy
 from typing import List, Optional, Sequence
 
 import torch
-from mmdet.structures.bbox import bbox2roi, get_box_tensor
 from mmengine import dist
+from mmcv.transforms import (RandomChoiceResize, RandomFlip, RandomResize,
+                             Resize)
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.utils import ProgressBar
 
+from mmps.datasets.transforms import BoxOcclusion
 from mmps.registry import HOOKS, TRANSFORMS
 
-#: Random steps dropped from the train pipeline for the initialisation.
-RANDOM_TRANSFORMS = ('RandomFlip', 'BoxOcclusion')
+#: Random steps dropped from the train pipeline for the initialisation
+#: (their subclasses too, e.g. mmdet's ``RandomFlip``).
+RANDOM_TRANSFORMS = (RandomFlip, BoxOcclusion)
 #: Random resizes replaced by a fixed ``Resize``.
-RANDOM_RESIZES = ('RandomChoiceResize', 'RandomResize')
+RANDOM_RESIZES = (RandomChoiceResize, RandomResize)
 
 
 def unwrap_model(runner) -> torch.nn.Module:
@@ -55,11 +58,12 @@ class InstanceMemoryInitHook(Hook):
     resized to the training set's ``num_instances`` with the image of every
     slot, then the model, in eval mode and without gradients, runs over
     every training image with a deterministic pipeline and writes, for
-    every GT box, the fused feature
-    ``normalize((p + g) / 2)`` into the box's slot (``instances_ids``):
-    ``p`` = scene embedding of the GT box as a RoI, ``g`` = embedding of its
-    instance view (``InstanceViews``; without views, ``p`` alone, as in
-    training).
+    every GT box, the model's training feature of the box
+    (``model.embed_gt_boxes(instance_views='packed')``: DICL's
+    ``normalize((p + g) / 2)``, ``p`` the scene embedding of the box as a
+    RoI, ``g`` the embedding of its instance view; ``p`` alone without
+    views, as in training) into the box's slot (``instances_ids``). The
+    hook runs the loop and writes the memory; the model computes.
 
     Distributed: each rank embeds a shard of the images
     (``rank::world_size``), the features are all-gathered once, and every
@@ -93,14 +97,21 @@ class InstanceMemoryInitHook(Hook):
     # ------------------------------------------------------------------ #
     @staticmethod
     def _test_scale(runner) -> Optional[tuple]:
+        """The scale of the test pipeline's (first) ``Resize``, if any."""
         cfg = runner.cfg.get('test_dataloader') or {}
         for t in cfg.get('dataset', {}).get('pipeline', []) or []:
-            if t.get('type') == 'Resize' and 'scale' in t:
-                return tuple(t['scale'])
+            transform = TRANSFORMS.build(copy.deepcopy(t))
+            if isinstance(transform, Resize) and transform.scale:
+                return tuple(transform.scale)
         return None
 
     def deterministic_pipeline(self, runner) -> List[dict]:
-        """The pipeline of the initialisation (configs, see the class)."""
+        """The pipeline of the initialisation (configs, see the class).
+
+        Each step of the train pipeline is built once to know what it is
+        (by class, whatever its registry prefix): the random ones are
+        dropped, a random resize becomes a fixed ``Resize``.
+        """
         if self.pipeline is not None:
             return copy.deepcopy(self.pipeline)
         train_pipeline = runner.cfg.train_dataloader.dataset.get('pipeline')
@@ -110,19 +121,19 @@ class InstanceMemoryInitHook(Hook):
         test_scale = self._test_scale(runner)
         pipeline = []
         for t in copy.deepcopy(list(train_pipeline)):
-            t = dict(t)
-            kind = t.get('type')
-            if kind in RANDOM_TRANSFORMS:
+            transform = TRANSFORMS.build(copy.deepcopy(t))
+            if isinstance(transform, RANDOM_TRANSFORMS):
                 continue
-            if kind in RANDOM_RESIZES:
-                scales = t.get('scales', t.get('scale'))
+            if isinstance(transform, RANDOM_RESIZES):
+                scales = getattr(transform, 'scales', None) or \
+                    transform.scale
                 scale = test_scale or max(
                     (tuple(s) for s in scales), key=lambda s: s[0] * s[1])
                 t = dict(
                     type='Resize',
                     scale=scale,
-                    keep_ratio=t.get('keep_ratio', True))
-            pipeline.append(t)
+                    keep_ratio=transform.resize_cfg.get('keep_ratio', True))
+            pipeline.append(dict(t))
         return pipeline
 
     # ------------------------------------------------------------------ #
@@ -212,15 +223,13 @@ class InstanceMemoryInitHook(Hook):
 
     @staticmethod
     def embed_batch(model, inputs, data_samples) -> tuple:
-        """Slots and fused features ``normalize((p + g) / 2)`` of the GT
-        boxes of a preprocessed batch (``p`` alone without views)."""
-        gts = [s.gt_instances for s in data_samples]
-        rois = bbox2roi([get_box_tensor(g.bboxes) for g in gts])
-        slots = torch.cat([g.instances_ids.reshape(-1).long() for g in gts])
-        if rois.size(0) == 0:
-            return slots, inputs.new_zeros((0, model.roi_head.embed_dim))
-        x = model.extract_feat(inputs)
-        p = model.roi_head.embed_rois(x, rois.to(inputs))
-        g = model.embed_gt_instances(inputs, data_samples)
-        feats = p if g is None else model.roi_head.fuse_embeddings(p, g)
+        """Slots and features of the GT boxes of a preprocessed batch: the
+        model's training feature of a GT box
+        (``embed_gt_boxes(instance_views='packed')``)."""
+        slots = torch.cat([
+            s.gt_instances.instances_ids.reshape(-1).long()
+            for s in data_samples
+        ])
+        feats = model.embed_gt_boxes(
+            inputs, data_samples, instance_views='packed', normalize=True)
         return slots.to(feats.device), feats

@@ -215,6 +215,75 @@ class PersonSearchDetector(TwoStageDetector):
         return self.embed_crops(
             self.crop_instances(batch_inputs, img_idx, boxes))
 
+    #: ``instance_views`` of :meth:`embed_gt_boxes`: where ``g`` comes from.
+    INSTANCE_VIEWS = ('packed', 'cropped', 'none')
+
+    def embed_gt_boxes(self,
+                       batch_inputs: Tensor,
+                       batch_data_samples: SampleList,
+                       x: Optional[Tuple[Tensor]] = None,
+                       boxes: Optional[Sequence[Tensor]] = None,
+                       instance_views: str = 'packed',
+                       normalize: bool = True) -> Tensor:
+        """Re-id features of given boxes: the person search feature of a GT.
+
+        ``p`` is the scene embedding of each box as a RoI of ``x``; ``g`` the
+        instance embedding of the same box, by ``instance_views``:
+
+        - ``'packed'``: the views the pipeline packed with the GT
+          (``gt_instances.crops``, :meth:`embed_gt_instances`); ``p`` alone
+          when the batch has none. The feature of a GT box in training (the
+          memory initialisation uses it);
+        - ``'cropped'``: crops of the boxes cut from ``batch_inputs``
+          (:meth:`embed_boxes`), as for detections at test time (query
+          prediction);
+        - ``'none'``: ``p`` alone (``test_cfg.reid_mode='scene'``).
+
+        The feature is ``fuse_embeddings(p, g, normalize)``, or ``p``.
+
+        Args:
+            batch_inputs (Tensor): (B, C, H, W) preprocessed inputs.
+            batch_data_samples (list[DetDataSample]): The batch.
+            x (tuple[Tensor], optional): Its feature maps (computed if None).
+            boxes (Sequence[Tensor], optional): Per sample, (n_i, 4) boxes in
+                input-tensor pixels. Defaults to ``gt_instances.bboxes``.
+            instance_views (str): One of :attr:`INSTANCE_VIEWS`.
+                Defaults to ``'packed'``.
+            normalize (bool): L2-normalise the fused feature.
+                Defaults to True.
+
+        Returns:
+            Tensor: (sum n_i, D) features, sample by sample in box order.
+        """
+        if instance_views not in self.INSTANCE_VIEWS:
+            raise ValueError(f'instance_views must be one of '
+                             f'{self.INSTANCE_VIEWS}, got {instance_views!r}')
+        if boxes is None:
+            boxes = [
+                get_box_tensor(s.gt_instances.bboxes)
+                for s in batch_data_samples
+            ]
+        boxes = [b.to(batch_inputs).reshape(-1, 4) for b in boxes]
+        img_inds = torch.cat([
+            b.new_full((len(b), ), i) for i, b in enumerate(boxes)
+        ]) if boxes else batch_inputs.new_zeros(0)
+        rois = torch.cat([img_inds[:, None], torch.cat(boxes)], dim=1) \
+            if boxes else batch_inputs.new_zeros((0, 5))
+        if rois.size(0) == 0:
+            return batch_inputs.new_zeros((0, self.roi_head.embed_dim))
+        if x is None:
+            x = self.extract_feat(batch_inputs)
+        p = self.roi_head.embed_rois(x, rois)
+        if instance_views == 'packed':
+            g = self.embed_gt_instances(batch_inputs, batch_data_samples)
+        elif instance_views == 'cropped':
+            g = self.embed_boxes(batch_inputs, img_inds, rois[:, 1:])
+        else:
+            g = None
+        if g is None:
+            return p
+        return self.roi_head.fuse_embeddings(p, g, normalize=normalize)
+
     # ------------------------------------------------------------------ #
     # training
     # ------------------------------------------------------------------ #
@@ -429,14 +498,17 @@ class PersonSearchDetector(TwoStageDetector):
             self._to_input_pixels(b, batch_data_samples[i])
             for i, b in zip(inds, ori_boxes)
         ])
-        img_inds = torch.as_tensor(inds, device=device, dtype=boxes.dtype)
-        rois = torch.cat([img_inds[:, None], boxes], dim=1)
-        feats = self.roi_head.embed_rois(x, rois)
-        if reid_mode != 'scene':
-            feats = self.roi_head.fuse_embeddings(
-                feats,
-                self.embed_boxes(batch_inputs, img_inds, boxes),
-                normalize=normalize_fused)
+        # one box per query sample, none for the other samples of the batch
+        per_sample = [boxes.new_zeros((0, 4))] * len(batch_data_samples)
+        for j, i in enumerate(inds):
+            per_sample[i] = boxes[j:j + 1]
+        feats = self.embed_gt_boxes(
+            batch_inputs,
+            batch_data_samples,
+            x=x,
+            boxes=per_sample,
+            instance_views='none' if reid_mode == 'scene' else 'cropped',
+            normalize=normalize_fused)
         return [
             InstanceData(
                 bboxes=ori_boxes[j] if rescale else boxes[j:j + 1],

@@ -62,3 +62,38 @@ def test_no_views_no_instance_branch_and_mixed_batches_fail():
         _with_views(model, copy.deepcopy(data), num_views=1), True)
     with pytest.raises(ValueError, match='some samples of the batch'):
         model.embed_gt_instances(mixed['inputs'], mixed['data_samples'])
+
+
+def test_embed_gt_boxes_by_instance_views():
+    """One method embeds given boxes: training views, test crops or p."""
+    model = _model().eval()
+    data = _with_views(model, demo_person_search_inputs(2, num_items=[2, 3]))
+    data = model.data_preprocessor(data, True)
+    inputs, samples = data['inputs'], data['data_samples']
+    with torch.no_grad():
+        x = model.extract_feat(inputs)
+        boxes = [s.gt_instances.bboxes for s in samples]
+        rois = torch.cat([
+            torch.cat([b.new_full((len(b), 1), i), b], 1)
+            for i, b in enumerate(boxes)
+        ])
+        p = model.roi_head.embed_rois(x, rois)
+        g_views = model.embed_gt_instances(inputs, samples)
+        g_crops = model.embed_boxes(inputs, rois[:, 0], rois[:, 1:])
+        packed = model.embed_gt_boxes(inputs, samples)
+        cropped = model.embed_gt_boxes(
+            inputs, samples, instance_views='cropped', normalize=False)
+        scene = model.embed_gt_boxes(inputs, samples, x=x,
+                                     instance_views='none')
+        # given boxes: the second image's last box only
+        one = model.embed_gt_boxes(
+            inputs, samples, boxes=[boxes[0][:0], boxes[1][2:]],
+            instance_views='cropped', normalize=False)
+    torch.testing.assert_close(
+        packed, torch.nn.functional.normalize(p + g_views, dim=1))
+    torch.testing.assert_close(cropped, (p + g_crops) / 2)
+    assert not torch.allclose(g_views, g_crops)  # two different views
+    torch.testing.assert_close(scene, p)
+    torch.testing.assert_close(one, cropped[4:])
+    with pytest.raises(ValueError, match='instance_views'):
+        model.embed_gt_boxes(inputs, samples, instance_views='views')
