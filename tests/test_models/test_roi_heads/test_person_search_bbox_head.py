@@ -1,6 +1,7 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
@@ -124,3 +125,127 @@ def test_predict_provenance_with_several_classes():
 def test_is_an_mmdet_bbox_head():
     from mmdet.models.roi_heads.bbox_heads import BBoxHead
     assert issubclass(PersonSearchBBoxHead, BBoxHead)
+
+
+def test_is_an_mmdet_convfc_bbox_head_with_separate_conv_branches():
+    from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
+    assert issubclass(PersonSearchBBoxHead, ConvFCBBoxHead)
+    head = _head()
+    assert (head.num_cls_convs, head.num_reg_convs) == (2, 2)
+    assert head.num_shared_convs == head.num_shared_fcs == 0
+    assert head.num_cls_fcs == head.num_reg_fcs == 0
+    assert _head(with_reg=False).num_reg_convs == 0
+    with pytest.raises(ValueError, match='conv_out_channels is empty'):
+        _head(conv_out_channels=())
+
+
+def test_tower_convs_follow_tower_init_cfg():
+    head = _head(in_channels=64, conv_out_channels=(64, 64))
+    head.init_weights()
+    for tower in (head.cls_convs, head.reg_convs):
+        for m in tower:
+            assert abs(m.conv.weight.std().item() - 0.01) < 2e-3
+            assert m.conv.bias is None  # followed by BN
+            assert torch.equal(m.bn.weight, torch.ones_like(m.bn.weight))
+
+
+# The state dict of the head as it was before it became a ConvFCBBoxHead
+# (towers as nn.Sequential of ConvModule, Linear predictors), recorded from
+# that implementation for in_channels=8, conv_out_channels=(4, 6) and one
+# class: checkpoints saved then must load with strict=True.
+OLD_LAYOUT = [
+    ('fc_cls.weight', (2, 6)),
+    ('fc_cls.bias', (2, )),
+    ('fc_reg.weight', (4, 6)),
+    ('fc_reg.bias', (4, )),
+    ('cls_convs.0.conv.weight', (4, 8, 3, 3)),
+    ('cls_convs.0.bn.weight', (4, )),
+    ('cls_convs.0.bn.bias', (4, )),
+    ('cls_convs.0.bn.running_mean', (4, )),
+    ('cls_convs.0.bn.running_var', (4, )),
+    ('cls_convs.0.bn.num_batches_tracked', ()),
+    ('cls_convs.1.conv.weight', (6, 4, 3, 3)),
+    ('cls_convs.1.bn.weight', (6, )),
+    ('cls_convs.1.bn.bias', (6, )),
+    ('cls_convs.1.bn.running_mean', (6, )),
+    ('cls_convs.1.bn.running_var', (6, )),
+    ('cls_convs.1.bn.num_batches_tracked', ()),
+    ('reg_convs.0.conv.weight', (4, 8, 3, 3)),
+    ('reg_convs.0.bn.weight', (4, )),
+    ('reg_convs.0.bn.bias', (4, )),
+    ('reg_convs.0.bn.running_mean', (4, )),
+    ('reg_convs.0.bn.running_var', (4, )),
+    ('reg_convs.0.bn.num_batches_tracked', ()),
+    ('reg_convs.1.conv.weight', (6, 4, 3, 3)),
+    ('reg_convs.1.bn.weight', (6, )),
+    ('reg_convs.1.bn.bias', (6, )),
+    ('reg_convs.1.bn.running_mean', (6, )),
+    ('reg_convs.1.bn.running_var', (6, )),
+    ('reg_convs.1.bn.num_batches_tracked', ()),
+]
+# Outputs of that implementation, in eval mode, with the weights of
+# ``_old_state_dict()`` on ``_old_inputs()``.
+OLD_CLS_SCORE = [
+    [0.38821691274642944, -0.36381295323371887],
+    [0.3959725499153137, -0.39951780438423157],
+    [0.43425655364990234, -0.32744094729423523],
+]
+OLD_BBOX_PRED = [
+    [-0.6662781238555908, -0.09820714592933655, -0.11315764486789703,
+     -0.526866614818573],
+    [-0.7214549779891968, -0.051044315099716187, -0.11500558257102966,
+     -0.5717951059341431],
+    [-0.7158666849136353, -0.07222452759742737, -0.09498476982116699,
+     -0.5748220682144165],
+]  # yapf: disable
+
+
+def _old_state_dict():
+    """A checkpoint in ``OLD_LAYOUT`` with deterministic values."""
+    state_dict = {}
+    for i, (key, shape) in enumerate(OLD_LAYOUT):
+        if key.endswith('num_batches_tracked'):
+            state_dict[key] = torch.tensor(7)
+            continue
+        numel = math.prod(shape)
+        t = torch.cos(torch.arange(numel, dtype=torch.float64) * 0.37 + i)
+        t = 1 + 0.5 * t if key.endswith('running_var') else 0.3 * t
+        state_dict[key] = t.reshape(shape).float()
+    return state_dict
+
+
+def _old_inputs():
+    x = torch.arange(3 * 8 * 5 * 4, dtype=torch.float64) * 0.11
+    return torch.sin(x).reshape(3, 8, 5, 4).float()
+
+
+def test_state_dict_layout_is_unchanged():
+    head = _head()
+    assert [(k, tuple(v.shape))
+            for k, v in head.state_dict().items()] == OLD_LAYOUT
+
+
+def test_old_checkpoint_loads_strictly_with_identical_outputs():
+    old_state_dict = _old_state_dict()
+    head = _head()
+    head.load_state_dict(old_state_dict, strict=True)
+    head.eval()
+    with torch.no_grad():
+        cls_score, bbox_pred = head(_old_inputs())
+    assert torch.allclose(
+        cls_score, torch.tensor(OLD_CLS_SCORE), rtol=1e-5, atol=1e-6)
+    assert torch.allclose(
+        bbox_pred, torch.tensor(OLD_BBOX_PRED), rtol=1e-5, atol=1e-6)
+    # saving again gives back the old checkpoint, key for key
+    resaved = head.state_dict()
+    assert list(resaved) == list(old_state_dict)
+    assert all(torch.equal(resaved[k], v) for k, v in old_state_dict.items())
+
+
+def test_foreign_checkpoint_layout_fails_loudly():
+    state_dict = _old_state_dict()
+    # e.g. plain convs without the ConvModule wrapper
+    state_dict['cls_convs.0.weight'] = state_dict.pop(
+        'cls_convs.0.conv.weight')
+    with pytest.raises(RuntimeError, match=r'cls_convs\.0\.conv\.weight'):
+        _head().load_state_dict(state_dict, strict=True)

@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmdet.models.layers import multiclass_nms
-from mmdet.models.roi_heads.bbox_heads import BBoxHead
+from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
 from mmdet.models.utils import empty_instances
 from mmdet.structures.bbox import get_box_tensor, scale_boxes
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
@@ -19,7 +19,7 @@ from mmps.registry import MODELS
 
 
 @MODELS.register_module()
-class PersonSearchBBoxHead(BBoxHead):
+class PersonSearchBBoxHead(ConvFCBBoxHead):
     """DICL's box head: separate convolutional cls and reg towers.
 
     .. code:: text
@@ -29,13 +29,24 @@ class PersonSearchBBoxHead(BBoxHead):
         reg: RoI feat -> [conv3x3 -> BN -> ReLU] x len(conv_out_channels)
                       -> global average pool -> Linear(4 * num_classes)
 
+    A :class:`~mmdet.models.roi_heads.ConvFCBBoxHead` with only the separate
+    conv branches (``num_cls_convs = num_reg_convs = len(conv_out_channels)``,
+    no shared layers, no fcs) and average pooling, which differs from it in:
+
+    - per-conv output widths (``conv_out_channels`` is a sequence) and a
+      configurable activation;
+    - global average pooling, whatever the RoI feature size;
+    - the reference's Normal(0, 0.01) init of the tower convs
+      (``tower_init_cfg``);
+    - the test-time post-processing, which additionally records, for every
+      detection, the proposal it came from (``proposal_inds``) and its box in
+      input-tensor pixels (``input_bboxes``, before rescaling), so that
+      per-proposal features can be attached to the detections.
+
     Targets, losses and box decoding are mmdet's
     :class:`~mmdet.models.roi_heads.BBoxHead` ones (softmax CE weight 1 and
     L1 weight 10 on deltas with stds (0.1, 0.1, 0.2, 0.2) by default, as in
-    the reference). The test-time post-processing additionally records,
-    for every detection, the proposal it came from (``proposal_inds``) and
-    its box in input-tensor pixels (``input_bboxes``, before rescaling), so
-    that per-proposal features can be attached to the detections.
+    the reference).
 
     Args:
         in_channels (int): RoI feature channels. Defaults to 1024.
@@ -65,7 +76,8 @@ class PersonSearchBBoxHead(BBoxHead):
             Defaults to None (mmdet's: normal std 0.01 / 0.001 for the two
             Linear predictors).
         **kwargs: Other :class:`~mmdet.models.roi_heads.BBoxHead` arguments
-            (``reg_decoded_bbox``, ``predict_box_type``...).
+            (``with_cls``, ``with_reg``, ``reg_decoded_bbox``,
+            ``predict_box_type``...).
     """
 
     def __init__(self,
@@ -93,12 +105,18 @@ class PersonSearchBBoxHead(BBoxHead):
         if len(conv_out_channels) == 0:
             raise ValueError('PersonSearchBBoxHead needs at least one conv '
                              'per tower (conv_out_channels is empty)')
-        # The Linear predictors read the pooled tower output: BBoxHead builds
-        # them from ``in_channels`` when ``with_avg_pool`` is set.
+        num_convs = len(conv_out_channels)
+        # read by ``_add_conv_fc_branch`` while ConvFCBBoxHead builds towers
+        self.act_cfg = act_cfg
         super().__init__(
+            num_cls_convs=num_convs if kwargs.get('with_cls', True) else 0,
+            num_reg_convs=num_convs if kwargs.get('with_reg', True) else 0,
+            conv_out_channels=tuple(conv_out_channels),
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
             with_avg_pool=True,
             roi_feat_size=roi_feat_size,
-            in_channels=conv_out_channels[-1],
+            in_channels=in_channels,
             num_classes=num_classes,
             bbox_coder=bbox_coder,
             reg_class_agnostic=reg_class_agnostic,
@@ -106,61 +124,57 @@ class PersonSearchBBoxHead(BBoxHead):
             loss_bbox=loss_bbox,
             init_cfg=init_cfg,
             **kwargs)
-        del self.avg_pool  # global average pooling in forward (any size)
-        self.in_channels = in_channels
-        self.conv_out_channels = tuple(conv_out_channels)
-        self.conv_cfg = conv_cfg
-        self.norm_cfg = norm_cfg
-        self.act_cfg = act_cfg
+        # global average pooling, for RoI features of any size
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
         self.tower_init_cfg = tower_init_cfg
-        if self.with_cls:
-            self.cls_convs = self._build_tower()
-        if self.with_reg:
-            self.reg_convs = self._build_tower()
 
-    def _build_tower(self) -> nn.Sequential:
-        """[conv3x3 -> norm -> act] for each of ``conv_out_channels``."""
-        layers = []
-        channels = self.in_channels
-        for out_channels in self.conv_out_channels:
-            layers.append(
+    def _add_conv_fc_branch(self,
+                            num_branch_convs: int,
+                            num_branch_fcs: int,
+                            in_channels: int,
+                            is_shared: bool = False) -> tuple:
+        """Build a branch with one conv per ``conv_out_channels`` entry.
+
+        Unlike :class:`~mmdet.models.roi_heads.ConvFCBBoxHead`, the convs may
+        have different widths and use ``act_cfg``; they form an
+        ``nn.Sequential`` (the tower can be called on its own). The fcs are
+        built as in mmdet.
+
+        Args:
+            num_branch_convs (int): Number of convs, at most
+                ``len(conv_out_channels)``.
+            num_branch_fcs (int): Number of fcs after the convs.
+            in_channels (int): Input channels of the branch.
+            is_shared (bool): Whether the branch is the shared one.
+                Defaults to False.
+
+        Returns:
+            tuple: The convs (``nn.Sequential``), the fcs
+            (``nn.ModuleList``) and the output dimension of the branch.
+        """
+        convs = nn.Sequential()
+        for out_channels in self.conv_out_channels[:num_branch_convs]:
+            convs.append(
                 ConvModule(
-                    channels,
+                    in_channels,
                     out_channels,
                     3,
                     padding=1,
                     conv_cfg=self.conv_cfg,
                     norm_cfg=self.norm_cfg,
                     act_cfg=self.act_cfg))
-            channels = out_channels
-        return nn.Sequential(*layers)
+            in_channels = out_channels
+        _, fcs, last_layer_dim = super()._add_conv_fc_branch(
+            0, num_branch_fcs, in_channels, is_shared)
+        return convs, fcs, last_layer_dim
 
     def init_weights(self) -> None:
         """mmdet's init of the predictors, then ``tower_init_cfg``."""
         super().init_weights()
         if self.tower_init_cfg is None:
             return
-        for name in ('cls_convs', 'reg_convs'):
-            if hasattr(self, name):
-                initialize(getattr(self, name), dict(self.tower_init_cfg))
-
-    def forward(self, x: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor]]:
-        """Box scores and deltas of RoI features.
-
-        Args:
-            x (Tensor): RoI features (N, in_channels, h, w), N >= 0.
-
-        Returns:
-            tuple[Tensor, Tensor]: ``cls_score`` (N, num_classes + 1) and
-            ``bbox_pred`` (N, 4 * num_classes), or 4 with
-            ``reg_class_agnostic`` (None for a disabled branch).
-        """
-        cls_score = bbox_pred = None
-        if self.with_cls:
-            cls_score = self.fc_cls(self.cls_convs(x).mean(dim=(-2, -1)))
-        if self.with_reg:
-            bbox_pred = self.fc_reg(self.reg_convs(x).mean(dim=(-2, -1)))
-        return cls_score, bbox_pred
+        for tower in (self.cls_convs, self.reg_convs):
+            initialize(tower, dict(self.tower_init_cfg))
 
     def decode_rois(self, roi: Tensor, bbox_pred: Optional[Tensor],
                     img_meta: dict) -> Tensor:
