@@ -1,5 +1,5 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-from .gallery_index import GalleryIndex, GalleryIndexError, SearchHit
+from mmps.structures import GalleryIndex, GalleryIndexError, SearchHit
 from .person_searcher import PersonSearcher, list_gallery_images
 
 __all__ = [

@@ -10,6 +10,9 @@ Example::
     index = searcher.build_index('gallery/*.jpg')   # once; index.save(...)
     for hit in searcher.search(index, query, topk=5):
         print(hit.rank, hit.img_path, hit.box, hit.score, hit.similarity)
+
+    # as any mmengine inferencer: detections with their features
+    results = searcher('gallery/', batch_size=4)
 """
 import copy
 import glob
@@ -19,22 +22,24 @@ import logging
 import os
 import os.path as osp
 from contextlib import nullcontext
-from typing import List, Optional, Sequence, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Union
 
+import mmcv
 import numpy as np
-import torch
-from mmengine.config import Config
+import torch.nn as nn
+from mmengine.config import Config, ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
+from mmengine.infer import BaseInferencer
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
-from mmengine.utils import ProgressBar
+from mmengine.visualization import Visualizer
 from torch import Tensor
 
-from mmps.engine import trusted_local_checkpoints
-from mmps.registry import MODELS
+from mmps.engine import (register_checkpoint_loader,
+                         trusted_local_checkpoints)
+from mmps.registry import DATASETS
+from mmps.structures import GalleryIndex, SearchHit
 from mmps.utils import register_all_modules
-from .gallery_index import GalleryIndex, SearchHit
 
 #: File name endings of gallery images found in a folder.
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -84,20 +89,33 @@ def _check_image_file(path: str, what: str = 'image') -> None:
         raise FileNotFoundError(f'{what} file not found: {path}')
 
 
-class PersonSearcher:
+def _image_name(img: ImageType) -> str:
+    return img if isinstance(img, str) else 'given as an array'
+
+
+class PersonSearcher(BaseInferencer):
     """Person search inference with a trained model, on any images.
 
-    The model is built and its weights loaded once; images go through the
-    config's test pipeline (``test_dataloader.dataset.pipeline``, its image
-    loader swapped for one that also takes arrays) and the model's own
-    query / gallery inference (:meth:`PersonSearchDetector.predict`):
+    An mmengine :class:`~mmengine.infer.BaseInferencer`: the library builds
+    the model and loads its weights, builds the config's test pipeline
+    (``test_dataloader.dataset.pipeline``, its ``LoadImageFromFile`` swapped
+    for mmdet's ``InferencerLoader``, which also takes arrays), lists the
+    inputs, batches them and runs ``model.test_step``. Calling the searcher
+    on gallery images gives every detection with its re-id feature; with
+    ``query_boxes`` (one ``x1, y1, x2, y2`` box per image) it gives the
+    query features instead. The person search API on top:
 
     - :meth:`embed_query`: the feature of a person box (the query path: the
-      box is the query sample's only instance);
+      box is the query sample's only instance, in original pixels, as a
+      dataset entry holds it);
     - :meth:`build_index`: every detection of a set of gallery images with
-      its feature, a :class:`GalleryIndex` that can be saved and reused;
+      its feature, a :class:`~mmps.structures.GalleryIndex` that can be saved
+      and reused;
     - :meth:`search`: the gallery detections scoring at least
       ``det_thresh``, ranked by cosine similarity to the query.
+
+    Nothing is downloaded: the config must be a file or a Config (no
+    model-zoo names) and the checkpoint a local file.
 
     Args:
         config (str or Config): Config file or object (not modified).
@@ -115,7 +133,16 @@ class PersonSearcher:
             more than tensors) be unpickled while it loads (see
             :mod:`mmps.engine.checkpoint`). False loads weights-only files
             only. Defaults to True.
+        show_progress (bool): Show a progress bar in :meth:`__call__`.
+            Defaults to True.
     """
+
+    preprocess_kwargs: set = {'query_boxes'}
+    forward_kwargs: set = set()
+    visualize_kwargs: set = {
+        'return_vis', 'show', 'wait_time', 'pred_score_thr', 'img_out_dir'
+    }
+    postprocess_kwargs: set = set()
 
     def __init__(self,
                  config: Union[str, Config],
@@ -123,9 +150,12 @@ class PersonSearcher:
                  device: str = 'cpu',
                  det_thresh: float = 0.5,
                  cfg_options: Optional[dict] = None,
-                 trust_checkpoint: bool = True) -> None:
+                 trust_checkpoint: bool = True,
+                 show_progress: bool = True) -> None:
         register_all_modules(init_default_scope=False)
         if isinstance(config, str):
+            if not osp.isfile(config):
+                raise FileNotFoundError(f'config file not found: {config}')
             self.config_name = config
             cfg = Config.fromfile(config)
         elif isinstance(config, Config):
@@ -134,55 +164,96 @@ class PersonSearcher:
         else:
             raise TypeError('config must be a file path or a Config, got '
                             f'{type(config).__name__}')
+        if checkpoint is not None and ('://' in checkpoint
+                                       or not osp.isfile(checkpoint)):
+            raise FileNotFoundError(
+                f'checkpoint file not found: {checkpoint} (PersonSearcher '
+                'loads local files only and downloads nothing)')
         if cfg_options:
             cfg.merge_from_dict(cfg_options)
-        init_default_scope(cfg.get('default_scope', 'mmps'))
-        self.cfg = cfg
+        scope = cfg.get('default_scope', 'mmps')
+        init_default_scope(scope)
         self.checkpoint = checkpoint
         self.det_thresh = float(det_thresh)
-        self.model = self._build_model(cfg, checkpoint, trust_checkpoint)
-        self.model.to(device).eval()
+        self.trust_checkpoint = trust_checkpoint
         self.device = device
-        self.loader, self.pipeline = self._inference_pipeline(cfg)
         self._model_id: Optional[str] = None
+        super().__init__(
+            model=cfg,
+            weights=checkpoint,
+            device=device,
+            scope=scope,
+            show_progress=show_progress)
 
     # ------------------------------------------------------------------ #
-    # set-up
+    # set-up (BaseInferencer)
     # ------------------------------------------------------------------ #
-    @staticmethod
-    def _build_model(cfg: Config, checkpoint: Optional[str],
-                     trust: bool) -> torch.nn.Module:
-        model_cfg = copy.deepcopy(cfg.model)
-        model = MODELS.build(model_cfg)
-        if checkpoint is None:
-            # as initialised; without the per-parameter log of mmengine
-            logger = MMLogger.get_current_instance()
-            level = logger.level
-            logger.setLevel(logging.WARNING)
-            try:
-                model.init_weights()
-            finally:
-                logger.setLevel(level)
-            return model
-        with trusted_local_checkpoints() if trust else nullcontext():
-            load_checkpoint(model, checkpoint, map_location='cpu')
-        return model
+    def _init_model(self, cfg: Config, weights: Optional[str],
+                    device: str) -> nn.Module:
+        """Build the model and load the weights (trusted if asked).
 
-    @staticmethod
-    def _inference_pipeline(cfg: Config) -> tuple:
-        """The test pipeline split into its image loader (one that also
-        takes arrays) and the rest."""
+        The weights load through mmps's local loader
+        (:func:`~mmps.engine.register_checkpoint_loader`: safe
+        ``weights_only`` loading first). The model is built from a copy:
+        mmdet's detectors write their ``train_cfg`` / ``test_cfg`` into the
+        head configs they are given, and :attr:`model_id` fingerprints the
+        config as written.
+        """
+        register_checkpoint_loader()
+        trusted = trusted_local_checkpoints() if self.trust_checkpoint \
+            else nullcontext()
+        with trusted:
+            return super()._init_model(copy.deepcopy(cfg), weights, device)
+
+    def _init_collate(self, cfg: Config) -> Callable:
+        """The test dataloader's ``collate_fn``, ``pseudo_collate`` if none
+        (mmps registers no functions of its own to look it up in)."""
+        if cfg.test_dataloader.get('collate_fn') is None:
+            return pseudo_collate
+        return super()._init_collate(cfg)
+
+    def _load_weights_to_model(self, model: nn.Module,
+                               checkpoint: Optional[dict],
+                               cfg: Optional[ConfigDict]) -> None:
+        """Load the checkpoint, or initialise the model (quietly) without."""
+        if checkpoint is not None:
+            super()._load_weights_to_model(model, checkpoint, cfg)
+            return
+        # as initialised; without the per-parameter log of mmengine
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.WARNING)
         try:
-            pipeline = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
+            model.init_weights()
+        finally:
+            logger.setLevel(level)
+
+    def _init_pipeline(self, cfg: Config) -> Compose:
+        """The test pipeline, its first step loading files or arrays."""
+        try:
+            pipeline_cfg = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
         except AttributeError as e:
             raise ValueError('the config has no test_dataloader.dataset.'
                              'pipeline to prepare images with') from e
-        if not pipeline or str(pipeline[0]['type']).split('.')[-1] != \
-                'LoadImageFromFile':
+        if not pipeline_cfg or str(pipeline_cfg[0]['type']).split('.')[-1] \
+                != 'LoadImageFromFile':
             raise ValueError('the test pipeline must start with '
                              'LoadImageFromFile')
-        loader = dict(pipeline[0], type='mmdet.InferencerLoader')
-        return Compose([loader]), Compose(pipeline[1:])
+        pipeline_cfg[0] = dict(pipeline_cfg[0], type='mmdet.InferencerLoader')
+        return Compose(pipeline_cfg)
+
+    def _init_visualizer(self, cfg: Config) -> Optional[Visualizer]:
+        """The config's visualizer (drawing only: no storage backends), with
+        the test dataset's class names."""
+        if 'visualizer' not in cfg:
+            return None
+        visualizer = super()._init_visualizer(
+            Config(dict(visualizer=dict(cfg.visualizer, vis_backends=None))))
+        if visualizer is not None:
+            dataset = DATASETS.get(cfg.test_dataloader.dataset.type)
+            visualizer.dataset_meta = copy.deepcopy(
+                getattr(dataset, 'METAINFO', dict(classes=('person', ))))
+        return visualizer
 
     @property
     def model_id(self) -> str:
@@ -211,21 +282,118 @@ class PersonSearcher:
         return f'config {self.config_name}, checkpoint {self.checkpoint}'
 
     # ------------------------------------------------------------------ #
-    # inference
+    # inference steps (BaseInferencer)
     # ------------------------------------------------------------------ #
-    def _load(self, img: ImageType) -> dict:
-        """Load an image (file or array) as the pipeline's first step."""
-        if isinstance(img, np.ndarray):
-            if img.ndim != 3 or img.shape[2] != 3:
-                raise ValueError('an image array must be H x W x 3 (BGR), '
-                                 f'got shape {img.shape}')
-            return self.loader(dict(img=img, img_name='<array>'))
-        if not isinstance(img, str):
-            raise TypeError('an image is a file path or an H x W x 3 BGR '
-                            f'array, got {type(img).__name__}')
-        _check_image_file(img)
+    def _inputs_to_list(self, inputs: Union[ImageType,
+                                            Sequence[ImageType]]) -> list:
+        """A folder or glob pattern as its sorted images
+        (:func:`list_gallery_images`); anything else as the library lists
+        it."""
+        if isinstance(inputs, str):
+            return list_gallery_images(inputs)
+        return super()._inputs_to_list(inputs)
+
+    def preprocess(self,
+                   inputs: list,
+                   batch_size: int = 1,
+                   query_boxes: Optional[Sequence[Sequence[float]]] = None):
+        """Checked images (and query boxes) as the library batches them.
+
+        Args:
+            inputs (list): Image files or H x W x 3 BGR arrays.
+            batch_size (int): Images per forward pass. Defaults to 1.
+            query_boxes (Sequence, optional): One ``x1, y1, x2, y2`` box in
+                original pixels per image: the images are queries and the
+                predictions their features. None: gallery images (every
+                detection with its feature).
+
+        Yields:
+            dict: Batches for ``model.test_step``.
+        """
+        if query_boxes is not None and len(query_boxes) != len(inputs):
+            raise ValueError(f'{len(query_boxes)} query boxes for '
+                             f'{len(inputs)} images: give one box per image')
+        entries = (
+            self._entry(i, img, None if query_boxes is None else
+                        query_boxes[i]) for i, img in enumerate(inputs))
+        chunks = self._get_chunk_data(map(self._prepare, entries), batch_size)
+        yield from map(self.collate_fn, chunks)
+
+    def visualize(self,
+                  inputs: list,
+                  preds: list,
+                  return_vis: bool = False,
+                  show: bool = False,
+                  wait_time: float = 0,
+                  pred_score_thr: Optional[float] = None,
+                  img_out_dir: str = '') -> Optional[List[np.ndarray]]:
+        """Draw the detections (or query boxes) with the config's visualizer.
+
+        Args:
+            inputs (list): The images, as listed by :meth:`_inputs_to_list`.
+            preds (list[DetDataSample]): The predictions.
+            return_vis (bool): Return the drawn images. Defaults to False.
+            show (bool): Show them in a window. Defaults to False.
+            wait_time (float): Seconds each one is shown. Defaults to 0.
+            pred_score_thr (float, optional): Minimum score drawn; None: the
+                searcher's ``det_thresh``.
+            img_out_dir (str): Write them to ``img_out_dir/vis/``; '' does
+                not. Defaults to ''.
+
+        Returns:
+            list[np.ndarray] or None: The RGB images, if any was asked for.
+        """
+        if not (return_vis or show or img_out_dir):
+            return None
+        if self.visualizer is None:
+            raise ValueError('the config has no visualizer to draw with')
+        thr = self.det_thresh if pred_score_thr is None else pred_score_thr
+        drawn = []
+        for i, (img, pred) in enumerate(zip(inputs, preds)):
+            if isinstance(img, str):
+                name = osp.basename(img)
+                img = mmcv.imread(img, channel_order='rgb')
+            else:
+                name = f'{i:08d}.jpg'
+                img = mmcv.bgr2rgb(img)
+            self.visualizer.add_datasample(
+                name,
+                img,
+                pred,
+                draw_gt=False,
+                show=show,
+                wait_time=wait_time,
+                pred_score_thr=thr,
+                out_file=osp.join(img_out_dir, 'vis', name)
+                if img_out_dir else None)
+            drawn.append(self.visualizer.get_image())
+        return drawn if return_vis else None
+
+    def postprocess(self,
+                    preds: list,
+                    visualization: Optional[List[np.ndarray]],
+                    return_datasamples: bool = False) -> dict:
+        """``predictions`` (data samples, or per image ``bboxes``,
+        ``scores``, ``feats`` lists) and ``visualization``."""
+        if not return_datasamples:
+            preds = [self._pred_to_dict(p) for p in preds]
+        return dict(predictions=preds, visualization=visualization)
+
+    @staticmethod
+    def _pred_to_dict(pred) -> dict:
+        inst = pred.pred_instances
+        return dict(
+            bboxes=inst.bboxes.detach().float().cpu().tolist(),
+            scores=inst.scores.detach().float().cpu().tolist(),
+            feats=inst.feats.detach().float().cpu().tolist())
+
+    # ------------------------------------------------------------------ #
+    # entries
+    # ------------------------------------------------------------------ #
+    def _load(self, img: str) -> dict:
+        """Read an image file with the pipeline's first step."""
         try:
-            results = self.loader(
+            results = self.pipeline.transforms[0](
                 dict(img_path=img, img_name=osp.basename(img)))
         except Exception as e:
             raise ValueError(f'cannot read the image {img}: {e}') from e
@@ -233,18 +401,59 @@ class PersonSearcher:
             raise ValueError(f'cannot read the image {img}')
         return results
 
-    def _prepare(self, results: dict, info: dict) -> dict:
-        """A loaded image with its entry fields through the pipeline."""
-        results.update(info)
-        packed = self.pipeline(results)
-        if packed is None:
-            raise RuntimeError('the test pipeline dropped the image '
-                               f'{results.get("img_path")}')
-        return packed
+    def _entry(self,
+               idx: int,
+               img: ImageType,
+               query_box: Optional[Sequence[float]] = None) -> dict:
+        """One input as a test-set entry: a gallery image without
+        annotations, or a query whose box is its only instance (original
+        pixels, as a dataset entry holds it)."""
+        if isinstance(img, np.ndarray):
+            if img.ndim != 3 or img.shape[2] != 3:
+                raise ValueError('an image array must be H x W x 3 (BGR), '
+                                 f'got shape {img.shape}')
+            entry = dict(img=img, img_name='<array>')
+        elif isinstance(img, str):
+            _check_image_file(img)
+            entry = dict(img_path=img, img_name=osp.basename(img))
+        else:
+            raise TypeError('an image is a file path or an H x W x 3 BGR '
+                            f'array, got {type(img).__name__}')
+        if query_box is None:
+            entry.update(img_id=idx, cam_id=0, is_query=False, instances=[])
+            return entry
+        # the box is checked against the image's size before the pipeline
+        shape = img.shape[:2] if isinstance(img, np.ndarray) else \
+            self._load(img)['ori_shape']
+        box = self._check_box(query_box, shape, _image_name(img))
+        entry.update(
+            img_id=idx,
+            cam_id=0,
+            is_query=True,
+            query_id=idx,
+            query_img_index=-1,
+            gallery_img_ids=None,
+            instances=[
+                dict(
+                    bbox=box,
+                    bbox_label=0,
+                    ignore_flag=0,
+                    instance_id=-1,
+                    person_id=-1)
+            ])
+        return entry
 
-    @torch.no_grad()
-    def _infer(self, packed: Sequence[dict]) -> list:
-        return self.model.test_step(pseudo_collate(list(packed)))
+    def _prepare(self, entry: dict) -> dict:
+        """An entry through the test pipeline; errors name the image."""
+        name = entry.get('img_path') or 'given as an array'
+        try:
+            packed = self.pipeline(entry)
+        except Exception as e:
+            raise ValueError(f'cannot prepare the image {name} with the '
+                             f'test pipeline: {e}') from e
+        if packed is None:
+            raise RuntimeError(f'the test pipeline dropped the image {name}')
+        return packed
 
     @staticmethod
     def _check_box(box: Sequence[float], shape: Sequence[int],
@@ -275,6 +484,19 @@ class PersonSearcher:
                 f'image {name} of size {w}x{h}')
         return clipped
 
+    # ------------------------------------------------------------------ #
+    # person search API
+    # ------------------------------------------------------------------ #
+    def _predict(self, inputs: Iterable[ImageType], progress: bool,
+                 **kwargs) -> list:
+        """The data samples of :meth:`__call__`, progress bar on or off."""
+        show_progress, self.show_progress = self.show_progress, progress
+        try:
+            return self(
+                list(inputs), return_datasamples=True, **kwargs)['predictions']
+        finally:
+            self.show_progress = show_progress
+
     def embed_query(self, img: ImageType, box: Sequence[float]) -> Tensor:
         """The re-id feature of a query person.
 
@@ -290,29 +512,8 @@ class PersonSearcher:
             FileNotFoundError: The image file is missing.
             ValueError: The box is empty or not inside the image.
         """
-        results = self._load(img)
-        name = img if isinstance(img, str) else 'given as an array'
-        box = self._check_box(box, results['ori_shape'], name)
-        # the box travels as the query's only instance (original pixels)
-        packed = self._prepare(
-            results,
-            dict(
-                img_id=0,
-                cam_id=0,
-                is_query=True,
-                query_id=0,
-                query_img_index=-1,
-                gallery_img_ids=None,
-                instances=[
-                    dict(
-                        bbox=box,
-                        bbox_label=0,
-                        ignore_flag=0,
-                        instance_id=-1,
-                        person_id=-1)
-                ]))
-        result = self._infer([packed])[0]
-        return result.pred_instances.feats[0].detach().float().cpu()
+        pred = self._predict([img], progress=False, query_boxes=[box])[0]
+        return pred.pred_instances.feats[0].detach().float().cpu()
 
     def build_index(self,
                     gallery: GalleryType,
@@ -331,26 +532,15 @@ class PersonSearcher:
             :attr:`model_id`; ``save`` it to reuse it.
         """
         paths = list_gallery_images(gallery)
-        bar = ProgressBar(len(paths)) if progress else None
+        preds = self._predict(
+            paths, progress=progress, batch_size=max(1, int(batch_size)))
         det_img, boxes, scores, feats = [], [], [], []
-        for start in range(0, len(paths), max(1, int(batch_size))):
-            chunk = paths[start:start + max(1, int(batch_size))]
-            packed = [
-                self._prepare(
-                    self._load(p),
-                    dict(img_id=start + j, cam_id=0, is_query=False,
-                         instances=[])) for j, p in enumerate(chunk)
-            ]
-            for j, res in enumerate(self._infer(packed)):
-                pred = res.pred_instances
-                det_img.append(np.full(len(pred), start + j, np.int64))
-                boxes.append(pred.bboxes.detach().float().cpu().numpy())
-                scores.append(pred.scores.detach().float().cpu().numpy())
-                feats.append(pred.feats.detach().float().cpu().numpy())
-                if bar is not None:
-                    bar.update()
-        if bar is not None:
-            print()
+        for i, pred in enumerate(preds):
+            inst = pred.pred_instances
+            det_img.append(np.full(len(inst), i, np.int64))
+            boxes.append(inst.bboxes.detach().float().cpu().numpy())
+            scores.append(inst.scores.detach().float().cpu().numpy())
+            feats.append(inst.feats.detach().float().cpu().numpy())
         dim = self.model.roi_head.embed_dim
         return GalleryIndex(
             img_paths=[osp.abspath(p) if '://' not in p else p

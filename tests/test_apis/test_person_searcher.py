@@ -193,3 +193,56 @@ def test_checkpoint_is_trusted_only_while_loading(searcher, cfg, index,
     index.check_model(loaded.model_id)
     with pytest.raises(RuntimeError, match='trust_local_checkpoints'):
         PersonSearcher(cfg, checkpoint=path, trust_checkpoint=False)
+
+
+def test_call_gives_detections_with_features(searcher, index, gallery, root,
+                                             tmp_path):
+    """As an mmengine inferencer: a folder, a list or an array of gallery
+    images gives every detection with its feature; ``query_boxes`` the
+    query features."""
+    from mmengine.infer import BaseInferencer
+    assert isinstance(searcher, BaseInferencer)
+    out = searcher(gallery[:2], batch_size=2, return_vis=True)
+    assert len(out['predictions']) == len(out['visualization']) == 2
+    first = index.detections_of(0)
+    np.testing.assert_allclose(out['predictions'][0]['bboxes'],
+                               first['boxes'], atol=1e-3)
+    np.testing.assert_allclose(out['predictions'][0]['feats'],
+                               first['feats'], atol=1e-4)
+    assert out['visualization'][0].shape == (120, 200, 3)
+    folder = searcher(osp.join(root, 'frames'), return_datasamples=True)
+    assert len(folder['predictions']) == len(list_gallery_images(
+        osp.join(root, 'frames'))) and folder['visualization'] is None
+    from_array = searcher(mmcv.imread(gallery[0]), return_datasamples=True)
+    torch.testing.assert_close(
+        from_array['predictions'][0].pred_instances.feats,
+        torch.as_tensor(first['feats']), atol=1e-4, rtol=0)
+    _, img, box = read_queries(root)[0]
+    queries = searcher([img, img], query_boxes=[box, box], batch_size=2)
+    assert len(queries['predictions']) == 2
+    np.testing.assert_allclose(queries['predictions'][1]['feats'][0],
+                               searcher.embed_query(img, box), atol=1e-5)
+    with pytest.raises(ValueError, match='one box per image'):
+        searcher([img, img], query_boxes=[box])
+    searcher(gallery[:1], img_out_dir=str(tmp_path))
+    assert osp.isfile(tmp_path / 'vis' / osp.basename(gallery[0]))
+
+
+def test_nothing_is_downloaded(cfg):
+    """Only local files: no model-zoo name, no checkpoint URL."""
+    with pytest.raises(FileNotFoundError, match='config file not found'):
+        PersonSearcher('dicl_prw')
+    with pytest.raises(FileNotFoundError, match='downloads nothing'):
+        PersonSearcher(cfg, checkpoint='https://example.com/dicl.pth')
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='a CPU-only check')
+def test_cuda_only_roi_layer_is_refused_on_cpu(cfg):
+    with pytest.raises(RuntimeError, match='CUDA only.*RoIAlign'):
+        PersonSearcher(
+            cfg,
+            cfg_options={
+                'model.roi_head.bbox_roi_extractor.roi_layer':
+                dict(type='DeformRoIPoolPack', output_size=(14, 6),
+                     output_channels=64, _delete_=True)
+            })

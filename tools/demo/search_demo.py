@@ -20,7 +20,8 @@ import argparse
 import os.path as osp
 import sys
 
-from mmps.apis import GalleryIndexError, PersonSearcher, list_gallery_images
+from mmps.apis import PersonSearcher, list_gallery_images
+from mmps.structures import GalleryIndexError
 from mmps.visualization import draw_search_result
 
 

@@ -1,9 +1,14 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 """A searchable gallery: every detection of a set of images with its feature.
 
-Built once by :meth:`mmps.apis.PersonSearcher.build_index`, saved to and
-loaded from an ``.npz`` file, and queried many times (:meth:`GalleryIndex.
-search`, pure numpy).
+Built once (e.g. by :meth:`mmps.apis.PersonSearcher.build_index`), saved to
+and loaded from an ``.npz`` file, and queried many times
+(:meth:`GalleryIndex.search`, pure numpy). A data structure only: it imports
+nothing from ``mmps.apis`` or ``mmps.engine``.
+
+The file holds plain arrays and a JSON ``meta`` string, no pickled objects,
+so no class path is stored: a file written while the class lived in
+``mmps.apis.gallery_index`` loads unchanged.
 """
 import json
 import os.path as osp
@@ -52,9 +57,9 @@ class GalleryIndex:
 
     Every detection the model returned is kept (the detection threshold is
     applied at search time). ``model_id`` fingerprints the model that made
-    the features (config and weights, see :attr:`PersonSearcher.model_id`):
-    features of another model are not comparable, and the searcher refuses
-    such an index.
+    the features (config and weights, see
+    :attr:`mmps.apis.PersonSearcher.model_id`): features of another model
+    are not comparable, and the searcher refuses such an index.
 
     Args:
         img_paths (Sequence[str]): The gallery images.
