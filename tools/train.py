@@ -9,6 +9,7 @@ Example::
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
@@ -17,6 +18,13 @@ from mmps.registry import RUNNERS
 from mmps.engine import trust_local_checkpoints
 from mmps.utils import (destroy_distributed, init_cpu_distributed,
                         register_all_modules)
+
+# configs of projects/ import their code from the repository root
+# (custom_imports=dict(imports=['projects.MyMethod...'])), which an editable
+# install does not put on sys.path
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.append(REPO_ROOT)
 
 
 def parse_args():
