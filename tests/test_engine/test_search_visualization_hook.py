@@ -12,10 +12,12 @@ import pytest
 import numpy as np
 import torch
 from mmdet.structures import DetDataSample
+from mmengine.evaluator import Evaluator
 from mmengine.logging import MMLogger
 from mmengine.structures import InstanceData
 
 from mmps.engine.hooks import SearchVisualizationHook
+from mmps.evaluation import PersonSearchMetric
 from mmps.registry import HOOKS
 from tests.test_apis.utils import make_tiny_prw, tiny_search_config
 
@@ -85,34 +87,30 @@ def test_hook_ranks_and_draws(tmp_path):
         dict(type='SearchVisualizationHook', out_dir=out_dir, num_queries=2,
              topk=10, det_thresh=0.5, height=80))
     assert isinstance(hook, SearchVisualizationHook)
-    runner = types.SimpleNamespace(logger=MMLogger.get_current_instance())
+    # the hook asks the metric for rankings; the metric ranks
+    metric = PersonSearchMetric()
+    evaluator = Evaluator([metric])
+    runner = types.SimpleNamespace(logger=MMLogger.get_current_instance(),
+                                   test_evaluator=evaluator)
     hook.before_test_epoch(runner)
     # queries and gallery images arrive in any order, over several batches
-    hook.after_test_iter(runner, 0, None, [queries[0], outputs[2]])
-    hook.after_test_iter(runner, 1, None, outputs[:2] + queries[1:])
-    assert len(hook._queries) == 2  # query 5 >= num_queries is not kept
+    evaluator.process([queries[0], outputs[2]])
+    evaluator.process(outputs[:2] + queries[1:])
+    metrics = evaluator.evaluate(len(outputs) + len(queries))
+    # query 5 >= num_queries is not ranked
+    assert [r['query_id'] for r in metric.rankings] == [0, 1]
 
-    gallery = sorted(hook._gallery, key=lambda g: g['img_id'])
-    from mmps.apis import GalleryIndex
-    index = GalleryIndex(
-        [g['img_path'] for g in gallery],
-        np.concatenate([np.full(len(g['scores']), i)
-                        for i, g in enumerate(gallery)]),
-        np.concatenate([g['boxes'] for g in gallery]),
-        np.concatenate([g['scores'] for g in gallery]),
-        np.concatenate([g['feats'] for g in gallery]))
-    pos = {g['img_id']: i for i, g in enumerate(gallery)}
-    records = {r['query_id']: r for r in hook._queries}
-    hits, correct = hook.rank_query(records[0], index, gallery, pos)
-    assert [(h.img_index, h.box) for h in hits] == [
+    hits = metric.rankings[0]['hits']
+    assert [(h['img_id'], h['box']) for h in hits] == [
         (0, (10., 10., 30., 50.)), (2, (60., 10., 80., 50.)),
         (0, (50., 10., 70., 50.))
     ]
-    assert correct == [True, False, False]
-    hits, correct = hook.rank_query(records[1], index, gallery, pos)
-    assert len(hits) == 3 and correct is None
+    assert [h['match'] for h in hits] == [True, False, False]
+    hits = metric.rankings[1]['hits']
+    assert len(hits) == 3 and metric.rankings[1]['person_id'] == -1
+    assert not any(h['match'] for h in hits)
 
-    hook.after_test_epoch(runner, {})
+    hook.after_test_epoch(runner, metrics)
     assert sorted(os.listdir(out_dir)) == ['query_0000.jpg', 'query_0001.jpg']
     picture = cv2.imread(osp.join(out_dir, 'query_0000.jpg'))
     assert picture.shape[0] > 80 and picture.shape[1] > 3 * 100 * 80 / 60

@@ -16,7 +16,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .person_search import PersonSearchProtocol
+from .protocol import PersonSearchProtocol
 
 #: Fields of a search results file, in order.
 SEARCH_RESULT_FIELDS = ('gallery_img_names', 'gallery_det_img',

@@ -17,12 +17,15 @@ Two protocols are in use for person search numbers:
 Both then rank and score with the same rules (:func:`eval_search`), so that
 a number under ``'best_iou_det'`` compares with the authors' published PRW
 figures and one under ``'gt_box'`` with the rest of the field.
+
+Only numpy is imported here.
 """
 from typing import Sequence, Tuple
 
 import numpy as np
 
-from .person_search import PersonSearchProtocol, pairwise_iou
+from .detection import pairwise_iou
+from .protocol import PersonSearchProtocol
 
 #: Protocol names, and the suffix of their metric names.
 SEARCH_PROTOCOLS = {'gt_box': '', 'best_iou_det': '_ref'}

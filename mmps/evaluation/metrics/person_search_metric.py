@@ -7,8 +7,9 @@ from mmengine.logging import MMLogger
 from mmengine.structures import BaseDataElement
 
 from mmps.registry import METRICS
-from ..functional import (PersonSearchProtocol, check_search_protocols,
-                          evaluate_person_search, save_search_results)
+from ..functional import (GalleryRecord, PersonSearchProtocol, QueryRecord,
+                          check_search_protocols, evaluate_person_search,
+                          protocol_features, rank_search, save_search_results)
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -47,6 +48,15 @@ class PersonSearchMetric(BaseMetric):
     dot products with L2-normalised features times the detection score; its
     figures get the suffix ``_ref``). See
     :mod:`mmps.evaluation.functional.search_protocols`.
+
+    Rankings: after :meth:`keep_rankings` (which
+    :class:`mmps.engine.hooks.SearchVisualizationHook` calls before the test
+    epoch), every evaluation also ranks the gallery detections of the
+    queries ``query_id < num_queries`` (their top-k with the match flags of
+    the evaluation, :func:`~mmps.evaluation.functional.rank_search`) and
+    leaves them in :attr:`rankings` on the main process (with the samples'
+    ``img_path``): under the first of ``protocols`` and, with
+    ``cross_camera='both'``, over all cameras.
 
     Args:
         det_thresh (float): Minimum detection score. Defaults to 0.5.
@@ -91,6 +101,27 @@ class PersonSearchMetric(BaseMetric):
         self.det_thresh = det_thresh
         self.cross_camera = cross_camera
         self.topk = tuple(int(k) for k in topk)
+        self._ranking_cfg: Optional[dict] = None
+        self.rankings: List[dict] = []
+
+    def keep_rankings(self,
+                      num_queries: int,
+                      topk: int = 10,
+                      det_thresh: Optional[float] = None) -> None:
+        """Also rank the first queries at every evaluation (see the class).
+
+        Args:
+            num_queries (int): Rank the queries with ``query_id`` below it
+                (0: none).
+            topk (int): Detections per query. Defaults to 10.
+            det_thresh (float, optional): Minimum detection score of the
+                rankings. Defaults to None (``det_thresh``).
+        """
+        self._ranking_cfg = dict(
+            num_queries=int(num_queries),
+            topk=int(topk),
+            det_thresh=self.det_thresh
+            if det_thresh is None else float(det_thresh))
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Keep a compact numpy record of every sample.
@@ -116,19 +147,18 @@ class PersonSearchMetric(BaseMetric):
                         f'PersonSearchMetric: query {sample.get("query_id")} '
                         'has no gt_instances.person_ids')
                 ids = sample.get('gallery_img_ids')
+                query = QueryRecord(
+                    query_id=sample['query_id'],
+                    box=gt_boxes[0] if len(gt_boxes) else np.zeros(4),
+                    person_id=gt_pids[0],
+                    cam_id=sample.get('cam_id', 0),
+                    query_img_index=int(sample.get('query_img_index', -1)),
+                    gallery_img_ids=None if ids is None else _to_numpy(ids))
                 self.results.append(
                     dict(
                         is_query=True,
-                        query_id=int(sample['query_id']),
-                        img_id=int(sample.get('img_id', -1)),
-                        img_name=sample.get('img_name', ''),
-                        cam_id=int(sample.get('cam_id', 0)),
-                        query_img_index=int(
-                            sample.get('query_img_index', -1)),
-                        gallery_img_ids=None if ids is None else
-                        _to_numpy(ids).astype(np.int64),
-                        bbox=gt_boxes[0] if len(gt_boxes) else np.zeros(4),
-                        person_id=int(gt_pids[0]),
+                        query=query,
+                        img_path=sample.get('img_path'),
                         feat=feats.reshape(-1)))
             else:
                 scores = _to_numpy(pred['scores']).astype(
@@ -140,18 +170,21 @@ class PersonSearchMetric(BaseMetric):
                 keep = scores >= self.det_thresh
                 if 'best_iou_det' in self.protocols:  # query candidates
                     keep |= scores > self.query_det_thresh
+                if self._ranking_cfg is not None:
+                    keep |= scores >= self._ranking_cfg['det_thresh']
                 if self.results_file:
                     keep[:] = True
                 boxes = _to_numpy(pred['bboxes']).astype(np.float32)
                 self.results.append(
                     dict(
                         is_query=False,
-                        img_id=int(sample['img_id']),
-                        img_name=sample.get('img_name',
-                                            str(sample['img_id'])),
-                        cam_id=int(sample.get('cam_id', 0)),
-                        gt_boxes=gt_boxes,
-                        gt_pids=gt_pids,
+                        image=GalleryRecord(
+                            img_id=sample['img_id'],
+                            img_name=sample.get('img_name'),
+                            cam_id=sample.get('cam_id', 0),
+                            gt_boxes=gt_boxes,
+                            gt_pids=gt_pids),
+                        img_path=sample.get('img_path'),
                         dets=np.concatenate(
                             [boxes.reshape(-1, 4)[keep], scores[keep, None]],
                             axis=1),
@@ -169,34 +202,12 @@ class PersonSearchMetric(BaseMetric):
             ``det_ap``, ``det_recall_labeled``, ``det_ap_labeled``.
         """
         logger = MMLogger.get_current_instance()
-        gallery = {r['img_id']: r for r in results if not r['is_query']}
-        queries = {r['query_id']: r for r in results if r['is_query']}
+        gallery = {r['image'].img_id: r for r in results if not r['is_query']}
+        queries = {r['query'].query_id: r for r in results if r['is_query']}
         gallery = [gallery[k] for k in sorted(gallery)]
         queries = [queries[k] for k in sorted(queries)]
-        infos = [
-            dict(
-                img_id=g['img_id'],
-                img_name=g['img_name'],
-                cam_id=g['cam_id'],
-                is_query=False,
-                instances=[
-                    dict(bbox=b, person_id=int(p))
-                    for b, p in zip(g['gt_boxes'], g['gt_pids'])
-                ]) for g in gallery
-        ]
-        infos += [
-            dict(
-                img_id=q['img_id'],
-                img_name=q['img_name'],
-                cam_id=q['cam_id'],
-                is_query=True,
-                query_id=q['query_id'],
-                query_img_index=q['query_img_index'],
-                gallery_img_ids=q['gallery_img_ids'],
-                instances=[dict(bbox=q['bbox'], person_id=q['person_id'])])
-            for q in queries
-        ]
-        protocol = PersonSearchProtocol.from_data_infos(infos)
+        protocol = PersonSearchProtocol.from_records(
+            [g['image'] for g in gallery], [q['query'] for q in queries])
         dim = queries[0]['feat'].shape[0] if queries else (
             gallery[0]['feats'].shape[1] if gallery else 0)
         num = [len(g['dets']) for g in gallery]
@@ -208,24 +219,72 @@ class PersonSearchMetric(BaseMetric):
         query_feats = np.stack([q['feat'] for q in queries]) if queries \
             else np.zeros((0, det_feats.shape[1]), np.float32)
         if self.results_file:
-            save_search_results(self.results_file,
-                                [g['img_name'] for g in gallery], det_img,
-                                dets, det_feats, query_feats)
+            names = [g['image'].img_name for g in gallery]
+            save_search_results(self.results_file, names, det_img, dets,
+                                det_feats, query_feats)
             logger.info(f'search results written to {self.results_file}')
         metrics = evaluate_person_search(
-            protocol,
-            det_img,
-            dets,
-            det_feats,
-            query_feats,
-            det_thresh=self.det_thresh,
-            cross_camera=self.cross_camera,
-            topk=self.topk,
-            protocols=self.protocols,
+            protocol, det_img, dets, det_feats, query_feats,
+            det_thresh=self.det_thresh, cross_camera=self.cross_camera,
+            topk=self.topk, protocols=self.protocols,
             query_det_thresh=self.query_det_thresh)
         logger.info(
             format_person_search_table(metrics, len(gallery), len(queries)))
+        self.rankings = self._rank(protocol, gallery, queries, det_img, dets,
+                                   det_feats, query_feats)
         return metrics
+
+    def _rank(self, protocol: PersonSearchProtocol, gallery: List[dict],
+              queries: List[dict], det_img: np.ndarray, dets: np.ndarray,
+              det_feats: np.ndarray, query_feats: np.ndarray) -> List[dict]:
+        """The rankings asked for by :meth:`keep_rankings` (see the class).
+
+        Returns:
+            list[dict]: Per query, ``query_id``, ``img_path``, ``box`` (4, ),
+            ``person_id`` and ``hits``: best first, dicts with ``rank`` (the
+            position, from 1), ``img_id``, ``img_path``, ``box`` (tuple),
+            ``score``, ``similarity`` and ``match`` (the protocol's match
+            rule).
+        """
+        cfg = self._ranking_cfg
+        if cfg is None:
+            return []
+        chosen = [
+            i for i, q in enumerate(queries)
+            if q['query'].query_id < cfg['num_queries']
+        ]
+        if not chosen:
+            return []
+        gal_feats, q_feats = protocol_features(self.protocols[0], protocol,
+                                               det_img, dets, det_feats,
+                                               query_feats,
+                                               self.query_det_thresh)
+        rankings = rank_search(
+            protocol, det_img, dets, gal_feats, q_feats, queries=chosen,
+            k=cfg['topk'], det_thresh=cfg['det_thresh'],
+            cross_camera=self.cross_camera is True)
+        out = []
+        for r in rankings:
+            query = queries[r.query]
+            hits = [
+                dict(
+                    rank=i + 1,
+                    img_id=gallery[g]['image'].img_id,
+                    img_path=gallery[g]['img_path'],
+                    box=tuple(r.boxes[i].tolist()),
+                    score=float(r.scores[i]),
+                    similarity=float(r.sims[i]),
+                    match=bool(r.matches[i]))
+                for i, g in enumerate(r.img.tolist())
+            ]
+            out.append(
+                dict(
+                    query_id=query['query'].query_id,
+                    img_path=query['img_path'],
+                    box=query['query'].box,
+                    person_id=query['query'].person_id,
+                    hits=hits))
+        return out
 
 
 #: Row titles of the protocols in :func:`format_person_search_table`.

@@ -10,7 +10,7 @@ from mmps.evaluation.functional import (PersonSearchProtocol,
                                         best_iou_query_feats,
                                         evaluate_person_search,
                                         score_weighted_feats)
-from .test_person_search import flat_dets, make_infos
+from .utils import flat_dets, make_infos
 
 BOX = [10, 10, 60, 110]  # the query box
 

@@ -9,11 +9,10 @@ from mmengine.structures import InstanceData
 from mmps.evaluation import PersonSearchMetric
 from mmps.evaluation.functional import (PersonSearchProtocol,
                                         evaluate_person_search,
-                                        load_search_results)
+                                        load_search_results, rank_search)
 from mmps.registry import METRICS
 
-from ..test_functional.test_person_search import (flat_dets, make_infos,
-                                                  random_case)
+from ..test_functional.utils import flat_dets, make_infos, random_case
 
 
 def to_samples(images, queries, dets, feats, qfeats):
@@ -179,3 +178,44 @@ def test_both_protocols_keep_the_query_frames_low_scoring_detections():
     assert got['mAP_ref'] != got['mAP']
     with pytest.raises(ValueError, match='protocols'):
         PersonSearchMetric(protocols=('box', ))
+
+
+@pytest.mark.parametrize('listed', [True, False])
+def test_rankings_of_the_first_queries(listed):
+    case = random_case(3, listed=listed, quantised=True)
+    images, queries, dets, feats, qfeats = case
+    samples = to_samples(*case)
+    for s in samples:
+        s['img_path'] = f'{s["img_name"]}#{s.get("query_id", "")}'
+    metric = PersonSearchMetric()
+    metric.process({}, samples)
+    metric.evaluate(len(samples))
+    assert metric.rankings == []  # none asked for
+    # rankings with a lower threshold than the metric's change no figure
+    metric.keep_rankings(3, topk=5, det_thresh=0.3)
+    metric.process({}, samples[::-1])
+    got = metric.evaluate(len(samples))
+    expected = functional(case)
+    for k, v in expected.items():
+        assert got[k] == pytest.approx(v, abs=1e-12), k
+    protocol = PersonSearchProtocol.from_data_infos(make_infos(images,
+                                                               queries))
+    det_img, d, f = flat_dets(dets, feats)
+    ref = rank_search(protocol, det_img, d.astype(np.float32),
+                      f.astype(np.float32), qfeats, queries=[0, 1, 2], k=5,
+                      det_thresh=0.3)
+    assert [r['query_id'] for r in metric.rankings] == [0, 1, 2]
+    for r, e in zip(metric.rankings, ref):
+        assert r['img_path'].endswith(f'#{r["query_id"]}')
+        assert r['person_id'] == queries[r['query_id']]['pid']
+        hits = r['hits']
+        assert [h['rank'] for h in hits] == list(range(1, len(e.img) + 1))
+        assert [h['img_id'] for h in hits] == e.img.tolist()
+        assert [h['img_path'] for h in hits] == [
+            f'img{g:04d}.jpg#' for g in e.img.tolist()
+        ]
+        assert [h['match'] for h in hits] == e.matches.tolist()
+        np.testing.assert_array_equal([h['box'] for h in hits], e.boxes)
+        np.testing.assert_array_equal([h['similarity'] for h in hits],
+                                      e.sims)
+    assert any(h['match'] for r in metric.rankings for h in r['hits'])

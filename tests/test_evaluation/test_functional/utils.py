@@ -1,13 +1,11 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-"""Person search protocol: exact values on tiny cases, and equality with a
-straightforward per-query reference (the field's ``eval_func.py`` rules)."""
+"""Helpers of the evaluation tests: test-split entries, flat detections,
+hand-made and random cases, and a straightforward per-query reference (the
+field's ``eval_func.py`` rules)."""
 import numpy as np
-import pytest
 from sklearn.metrics import average_precision_score
 
-from mmps.evaluation.functional import (PersonSearchProtocol, eval_detection,
-                                        eval_search, evaluate_person_search,
-                                        search_iou_thresholds)
+from mmps.evaluation.functional import PersonSearchProtocol, eval_search
 
 
 # -- helpers ------------------------------------------------------------------
@@ -66,7 +64,6 @@ def flat_dets(per_img_dets, per_img_feats=None, order=None):
     if per_img_feats is None:
         return det_img, dets
     return det_img, dets, np.concatenate(feats)
-
 
 # -- the reference: the field's code, loop by loop ----------------------------
 def _iou(a, b):
@@ -185,7 +182,6 @@ def ref_detection(images, dets, det_thresh=0.5, iou_thresh=0.5,
         if count_tp else 0.
     return dict(recall=recall, ap=ap)
 
-
 # -- tiny cases, values by hand -----------------------------------------------
 BIG = [0, 0, 100, 200]  # w, h large: IoU threshold 0.5
 
@@ -220,182 +216,6 @@ def run(images, queries, dets, feats, qfeats, **kw):
                                                                queries))
     det_img, d, f = flat_dets(dets, feats)
     return eval_search(protocol, det_img, d, f, qfeats, **kw)
-
-
-def test_basic_ap_and_topk():
-    # kept gallery sims: .9 N, .8 T, .7 N, .6 N, .5 T  (0.95 scores 0.4)
-    res = run(*basic_case())
-    assert res['mAP'] == pytest.approx((1 / 2 + 2 / 5) / 2)
-    assert (res['top-1'], res['top-5'], res['top-10']) == (0., 1., 1.)
-    assert res['count_gt'].tolist() == [2] and res['count_tp'].tolist() == [2]
-
-
-def test_det_thresh():
-    # with 0.3 the 0.95 detection (a negative) enters first
-    res = run(*basic_case(), det_thresh=0.3)
-    assert res['mAP'] == pytest.approx((1 / 3 + 2 / 6) / 2)
-    assert (res['top-1'], res['top-5']) == (0., 1.)
-
-
-def test_one_true_positive_per_image_the_most_similar():
-    images, queries, dets, feats, qf = basic_case()
-    # a second detection on the image-2 target, more similar than the first
-    dets[2].append([55, 55, 150, 250, 0.9])
-    feats[2].append(unit(0.75))
-    # ranking .9 N, .8 T, .75 T, .7 N, .6 N, .5 N (the exact box: negative)
-    res = run(images, queries, dets, feats, qf)
-    assert res['mAP'] == pytest.approx((1 / 2 + 2 / 3) / 2)
-    assert res['count_tp'].tolist() == [2]
-
-
-def test_recall_scaling_and_undetected_target():
-    images, queries, dets, feats, qf = basic_case()
-    images.append(dict(boxes=[[10, 10, 90, 170]], pids=[7], cam=2))
-    dets.append([])
-    feats.append(np.zeros((0, 2)))
-    res = run(images, queries, dets, feats, qf)
-    assert res['mAP'] == pytest.approx((1 / 2 + 2 / 5) / 2 * 2 / 3)
-    assert res['count_gt'].tolist() == [3]
-
-
-def test_iou_rule_for_small_boxes():
-    # GT 10 x 20: threshold 200 / (20 * 30) = 1/3; the det has IoU 0.4
-    assert search_iou_thresholds(np.array([[0, 0, 10, 20]]))[0] == \
-        pytest.approx(1 / 3)
-    images = [
-        dict(boxes=[BIG], pids=[5]),
-        dict(boxes=[[0, 0, 10, 20]], pids=[5]),
-        dict(boxes=[BIG], pids=[5]),
-    ]
-    dets = [[], [[0, 0, 10, 8, 0.9]], [[0, 0, 100, 80, 0.9]]]  # IoU .4, .4
-    feats = [np.zeros((0, 2)), [unit(0.9)], [unit(0.8)]]
-    res = run(images, [dict(pid=5, img=0)], dets, feats, np.array([[1., 0.]]))
-    # small box found (rank 1), big one missed: AP = 1 * 1/2
-    assert res['mAP'] == pytest.approx(0.5)
-    assert res['top-1'] == 1.
-    assert res['count_tp'].tolist() == [1]
-
-
-def test_cross_camera():
-    # query camera 1: image 2 (target, cam 1) leaves the gallery
-    # kept: .9 N, .8 T (image 1), .6 N (image 3) -> AP 1/2, count_gt 1
-    res = run(*basic_case(), cross_camera=True)
-    assert res['mAP'] == pytest.approx(1 / 2)
-    assert res['count_gt'].tolist() == [1]
-    assert (res['top-1'], res['top-5']) == (0., 1.)
-
-
-def test_listed_gallery():
-    images, queries, dets, feats, qf = basic_case()
-    queries = [dict(pid=7, img=0, cam=1, gallery=[2, 3])]
-    # .7 N, .6 N, .5 T
-    res = run(images, queries, dets, feats, qf)
-    assert res['mAP'] == pytest.approx(1 / 3)
-    assert (res['top-1'], res['top-5']) == (0., 1.)
-    # the query's own image is kept when listed
-    queries[0]['gallery'] = [0, 2]
-    res = run(images, queries, dets, feats, qf)
-    # 1.0 T (own image contains pid 7), .7 N, .5 T
-    assert res['mAP'] == pytest.approx((1 + 2 / 3) / 2)
-    assert res['top-1'] == 1.
-
-
-def test_ties_are_pessimistic():
-    images = [dict(boxes=[BIG], pids=[1]), dict(boxes=[BIG], pids=[1]),
-              dict(boxes=[BIG], pids=[2])]
-    dets = [[], [BIG + [0.9]], [BIG + [0.9]]]
-    feats = [np.zeros((0, 2)), [unit(0.5)], [unit(0.5)]]
-    res = run(images, [dict(pid=1, img=0)], dets, feats, np.array([[1., 0.]]))
-    assert res['mAP'] == pytest.approx(0.5)  # sklearn groups the tie
-    assert (res['top-1'], res['top-5']) == (0., 1.)
-    ref = average_precision_score([1, 0], [0.5, 0.5])
-    assert res['mAP'] == pytest.approx(ref)
-
-
-def test_query_without_target_counts_as_zero():
-    images, queries, dets, feats, qf = basic_case()
-    queries = queries + [dict(pid=3, img=1, cam=2), dict(pid=99, img=2)]
-    res = run(images, queries, dets, feats, np.repeat(qf, 3, 0))
-    assert res['aps'][1] == 0. and res['aps'][2] == 0.
-    assert res['count_gt'].tolist() == [2, 0, 0]
-    assert res['mAP'] == pytest.approx((1 / 2 + 2 / 5) / 2 / 3)
-
-
-def test_fewer_dets_than_k_and_empty_results():
-    images, queries, dets, feats, qf = basic_case()
-    empty = [[] for _ in images]
-    res = run(images, queries, empty, [np.zeros((0, 2))] * len(images), qf)
-    assert res['mAP'] == 0. and res['top-10'] == 0.
-    det = eval_detection(
-        PersonSearchProtocol.from_data_infos(make_infos(images, queries)),
-        np.zeros(0, np.int64), np.zeros((0, 5)))
-    assert det['recall'] == 0. and det['ap'] == 0. and det['num_gt'] == 5
-    # one detection only: rank 1
-    one = [[], [BIG + [0.9]], [], []]
-    f = [np.zeros((0, 2)), [unit(0.3)], np.zeros((0, 2)), np.zeros((0, 2))]
-    res = run(images, queries, one, f, qf)
-    assert res['mAP'] == pytest.approx(1 / 2)
-    assert res['top-1'] == 1.
-
-
-def test_zero_queries():
-    images, _, dets, feats, _ = basic_case()
-    res = run(images, [], dets, feats, np.zeros((0, 2)))
-    assert res['mAP'] == 0. and res['top-1'] == 0. and len(res['aps']) == 0
-
-
-def test_detection_hand_values():
-    images = [
-        dict(boxes=[[0, 0, 100, 100], [200, 0, 300, 100]], pids=[1, -1]),
-        dict(boxes=[[0, 0, 50, 50]], pids=[2]),
-        dict(boxes=[[0, 0, 50, 50]], pids=[-1]),
-    ]
-    dets = [[[0, 0, 100, 100, .9], [10, 0, 110, 100, .8],
-             [500, 0, 600, 100, .7]], [], [[0, 0, 50, 50, .6]]]
-    protocol = PersonSearchProtocol.from_data_infos(make_infos(images, []))
-    det_img, d = flat_dets(dets)
-    res = eval_detection(protocol, det_img, d)
-    # .9 T, .8 N, .7 N, .6 T; 4 boxes
-    assert res['recall'] == pytest.approx(0.5)
-    assert res['ap'] == pytest.approx((1 + 2 / 4) / 2 * 0.5)
-    res = eval_detection(protocol, det_img, d, labeled_only=True)
-    # image 2 skipped; .9 T, .8 N, .7 N; 2 labeled boxes
-    assert res['recall'] == pytest.approx(0.5)
-    assert res['ap'] == pytest.approx(0.5)
-
-
-def test_detection_argmax_ties_follow_detection_order():
-    images = [dict(boxes=[BIG], pids=[1])]
-    protocol = PersonSearchProtocol.from_data_infos(make_infos(images, []))
-    first_low = [[BIG + [0.6], BIG + [0.9]]]
-    res = eval_detection(protocol, *flat_dets(first_low))
-    assert res['ap'] == pytest.approx(0.5)  # .9 N, .6 T
-    res = eval_detection(protocol, *flat_dets([first_low[0][::-1]]))
-    assert res['ap'] == pytest.approx(1.0)
-
-
-def test_protocol_from_unordered_infos_and_checks():
-    images, queries, *_ = basic_case()
-    queries = [dict(pid=7, img=0, gallery=[3, 2, 3]), dict(pid=3, img=1,
-                                                          gallery=[0])]
-    infos = make_infos(images, queries)
-    a = PersonSearchProtocol.from_data_infos(infos)
-    b = PersonSearchProtocol.from_data_infos(infos[::-1])
-    assert a == b
-    assert a.gallery(0).tolist() == [3, 2]  # repeats dropped, order kept
-    assert a.gt_offsets.tolist() == [0, 1, 3, 4, 5]
-    bad = make_infos(images, [dict(pid=7, img=0, gallery=[9])])
-    with pytest.raises(ValueError, match='gallery_img_ids'):
-        PersonSearchProtocol.from_data_infos(bad)
-    mixed = make_infos(images, [dict(pid=7, img=0, gallery=[1]),
-                                dict(pid=7, img=0)])
-    with pytest.raises(ValueError, match='some queries'):
-        PersonSearchProtocol.from_data_infos(mixed)
-    with pytest.raises(ValueError, match='query_feats'):
-        run(*basic_case()[:4], np.zeros((2, 2)))
-    with pytest.raises(ValueError, match='dets must be'):
-        eval_detection(a, np.zeros(2, np.int64), np.zeros((3, 5)))
-
 
 # -- randomised equality with the reference -----------------------------------
 def random_case(seed, listed, num_images=40, num_ids=8, dim=8,
@@ -454,66 +274,3 @@ def random_case(seed, listed, num_images=40, num_ids=8, dim=8,
     qfeats = np.array(qfeats, np.float32 if quantised else
                       np.float64).reshape(-1, dim)
     return images, queries, dets, feats, qfeats
-
-
-@pytest.mark.parametrize('seed', range(6))
-@pytest.mark.parametrize('style', ['cuhk', 'prw', 'prw-cross', 'tied'])
-def test_equals_reference(seed, style):
-    listed = style == 'cuhk'
-    cross = style == 'prw-cross'
-    images, queries, dets, feats, qfeats = random_case(
-        seed, listed, quantised=style == 'tied')
-    protocol = PersonSearchProtocol.from_data_infos(make_infos(images,
-                                                               queries))
-    order = np.random.default_rng(seed + 100).permutation(len(images))
-    det_img, d, f = flat_dets(dets, feats, order=order)
-    for thresh in (0.5, 0.3):
-        got = eval_search(protocol, det_img, d, f, qfeats, det_thresh=thresh,
-                          cross_camera=cross)
-        ref = ref_search(images, queries, dets, feats, qfeats,
-                         det_thresh=thresh, cross_camera=cross)
-        for key in ('mAP', 'top-1', 'top-5', 'top-10'):
-            assert abs(got[key] - ref[key]) <= 1e-6, (key, got[key], ref[key])
-        np.testing.assert_allclose(got['aps'], ref['aps'], atol=1e-9)
-        for labeled in (False, True):
-            got_d = eval_detection(protocol, det_img, d, det_thresh=thresh,
-                                   labeled_only=labeled)
-            ref_d = ref_detection(images, dets, det_thresh=thresh,
-                                  labeled_only=labeled)
-            assert abs(got_d['recall'] - ref_d['recall']) <= 1e-6
-            assert abs(got_d['ap'] - ref_d['ap']) <= 1e-6
-    assert 0 < got['mAP'] < 1  # a meaningful case
-    assert (got['count_gt'] > got['count_tp']).any()
-
-
-def test_dense_and_gathered_galleries_agree(monkeypatch):
-    import mmps.evaluation.functional.person_search as ps
-    images, queries, dets, feats, qfeats = random_case(3, listed=True)
-    protocol = PersonSearchProtocol.from_data_infos(make_infos(images,
-                                                               queries))
-    det_img, d, f = flat_dets(dets, feats)
-    outs = []
-    for frac in (0., 1.):  # all dense, all gathered
-        monkeypatch.setattr(ps, 'DENSE_GALLERY_FRACTION', frac)
-        outs.append(eval_search(protocol, det_img, d, f, qfeats))
-    np.testing.assert_allclose(outs[0]['aps'], outs[1]['aps'], atol=1e-9)
-    assert outs[0]['top-1'] == outs[1]['top-1']
-
-
-def test_evaluate_person_search_keys():
-    images, queries, dets, feats, qfeats = random_case(1, listed=False)
-    protocol = PersonSearchProtocol.from_data_infos(make_infos(images,
-                                                               queries))
-    det_img, d, f = flat_dets(dets, feats)
-    out = evaluate_person_search(protocol, det_img, d, f, qfeats,
-                                 cross_camera='both')
-    assert set(out) == {
-        'mAP', 'top-1', 'top-5', 'top-10', 'mAP_cross_cam', 'top-1_cross_cam',
-        'top-5_cross_cam', 'top-10_cross_cam', 'det_recall', 'det_ap',
-        'det_recall_labeled', 'det_ap_labeled'
-    }
-    assert out['mAP_cross_cam'] == eval_search(
-        protocol, det_img, d, f, qfeats, cross_camera=True)['mAP']
-    with pytest.raises(ValueError, match='cross_camera'):
-        evaluate_person_search(protocol, det_img, d, f, qfeats,
-                               cross_camera='yes')
