@@ -9,10 +9,11 @@ import scipy.sparse as sp
 import torch
 from sklearn.cluster import DBSCAN
 
-from mmps.models.utils import (apply_scene_constraint, cluster_quality,
-                               dbscan_labels, generate_pseudo_labels,
-                               k_reciprocal_jaccard, reliability_refine)
-from .test_jaccard import clustered_features, dense_reference_jaccard
+from mmps.models.clustering import (apply_scene_constraint, cluster_quality,
+                                    dbscan_labels, generate_pseudo_labels,
+                                    k_reciprocal_jaccard, reliability_refine)
+from .test_jaccard import dense_reference_jaccard
+from .test_knn import clustered_features
 
 
 def same_partition(a, b):
