@@ -142,6 +142,7 @@ class BasePersonSearchDataset(BaseDetDataset):
 
     def load_data_list(self) -> List[dict]:
         """Build the data list from the native files (see the class doc)."""
+        self._slot_table = None  # get_slot_table() of these annotations
         if not osp.isdir(self.data_root):
             raise AnnotationError(self._missing_root_message())
         #: box counts of the log: clipped, skipped (non-positive size),
@@ -362,21 +363,28 @@ class BasePersonSearchDataset(BaseDetDataset):
     def get_slot_table(self) -> dict:
         """Per training box, indexed by instance id (memory slot).
 
+        Built on the first call, in one pass over the data list, and kept
+        (the annotations do not change after loading).
+
         Returns:
             dict[str, np.ndarray]: ``person_ids`` (dataset identity, -1
-            unlabeled) and ``img_ids`` (``img_id`` of the box's image).
+            unlabeled) and ``img_ids`` (``img_id`` of the box's image), each
+            (num_instances, ) int64 (copies: the caller may modify them).
         """
-        n = getattr(self, 'num_instances', 0)
-        table = dict(person_ids=np.full(n, -1, np.int64),
-                     img_ids=np.full(n, -1, np.int64))
-        for i in range(len(self)):
-            info = self.get_data_info(i)
-            for inst in info['instances']:
-                slot = inst['instance_id']
-                if slot >= 0:
-                    table['person_ids'][slot] = inst['person_id']
-                    table['img_ids'][slot] = info['img_id']
-        return table
+        table = getattr(self, '_slot_table', None)
+        if table is None:
+            n = getattr(self, 'num_instances', 0)
+            table = dict(person_ids=np.full(n, -1, np.int64),
+                         img_ids=np.full(n, -1, np.int64))
+            for i in range(len(self)):
+                info = self.get_data_info(i)
+                for inst in info['instances']:
+                    slot = inst['instance_id']
+                    if slot >= 0:
+                        table['person_ids'][slot] = inst['person_id']
+                        table['img_ids'][slot] = info['img_id']
+            self._slot_table = table
+        return {k: v.copy() for k, v in table.items()}
 
     def get_person_ids(self) -> np.ndarray:
         """Dataset identity of every training box, indexed by instance id."""

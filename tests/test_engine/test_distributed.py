@@ -201,7 +201,7 @@ def test_two_process_training_keeps_the_memory_identical(root, tmp_path):
             for r in range(WORLD)
         ]
         assert bool(states[0]['initialized'])
-        for key in ('features', 'labels', 'image_ids', 'indep_threshold'):
+        for key in ('features', 'labels', 'indep_threshold'):
             torch.testing.assert_close(
                 states[0][key], states[1][key], equal_nan=True,
                 rtol=0, atol=0, msg=f'{key} after epoch {epoch}')

@@ -43,8 +43,7 @@ from mmps.testing import prepare_instance_memory
 from mmps.utils import register_all_modules, report_figures
 
 MODELS_TIMED = ('plain', 'dicl_no_views', 'dicl')
-DICL_KEYS = ('memory', 'loss_id', 'loss_sim', 'loss_kl', 'loss_triplet',
-             'label_source')
+DICL_KEYS = ('memory', 'loss_id', 'loss_sim', 'loss_kl', 'loss_triplet')
 
 
 def parse_args():

@@ -90,7 +90,11 @@ def variant_config(cfg: Config, variant: str) -> Config:
     cfg = Config(cfg.to_dict())  # a deep copy, _base_ resolved
     head = cfg.model.roi_head
     if variant == 'supervised':
-        head.label_source = 'person_id'
+        hooks = [h for h in cfg.custom_hooks if h.type == 'PseudoLabelHook']
+        if len(hooks) != 1:
+            raise ValueError('the supervised variant needs one '
+                             'PseudoLabelHook in custom_hooks')
+        hooks[0].label_source = 'person_id'
     if variant in ('memory', 'many_to_one', 'dense'):
         _set_pipeline(cfg, lambda p: _drop_transforms(p, 'BoxOcclusion'))
     if variant in ('memory', 'many_to_one'):

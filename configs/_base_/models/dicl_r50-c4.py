@@ -110,10 +110,7 @@ model = dict(
             type='BatchHardTripletWithBackgroundLoss',
             margin=0.3,
             bg_weight=0.25,
-            loss_weight=1.0),
-        # 'cluster': pseudo labels (weakly supervised); 'person_id': the
-        # dataset identities (fully supervised)
-        label_source='cluster'),
+            loss_weight=1.0)),
     # instance crops: (h, w) = RoI size x 16
     crop_size=(224, 96),
     train_cfg=dict(

@@ -55,8 +55,7 @@ class InstanceMemoryInitHook(Hook):
 
     ``before_train``, unless the memory is already initialised with one
     slot per training box (a resumed checkpoint restores it): the memory is
-    resized to the training set's ``num_instances`` with the image of every
-    slot, then the model, in eval mode and without gradients, runs over
+    resized to the training set's ``num_instances``, then the model, in eval mode and without gradients, runs over
     every training image with a deterministic pipeline and writes, for
     every GT box, the model's training feature of the box
     (``model.embed_gt_boxes(instance_views='packed')``: DICL's
@@ -162,8 +161,6 @@ class InstanceMemoryInitHook(Hook):
                     'is initialised again from this model')
             memory.resize_(0)  # reset every buffer
         memory.resize_(dataset.num_instances)
-        memory.set_image_ids(
-            torch.from_numpy(dataset.get_slot_table()['img_ids']))
         pipeline = Compose(
             [TRANSFORMS.build(t) for t in self.deterministic_pipeline(runner)])
 

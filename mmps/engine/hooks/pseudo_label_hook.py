@@ -33,21 +33,28 @@ def person_id_labels(person_ids: np.ndarray) -> np.ndarray:
     return labels
 
 
+#: Values of ``label_source``: where the memory's slot labels come from.
+LABEL_SOURCES = ('cluster', 'person_id')
+
+
 @HOOKS.register_module()
 class PseudoLabelHook(Hook):
     """Set the cluster label of every memory slot before every epoch.
 
-    ``before_train_epoch`` (epoch 0 included), with the RoI head's
-    ``label_source``:
+    ``before_train_epoch`` (epoch 0 included), by ``label_source``:
 
     - ``'cluster'`` (DICL): rank 0 clusters the memory features
-      (:func:`~mmps.models.utils.generate_pseudo_labels`: k-reciprocal
+      (:func:`~mmps.models.clustering.generate_pseudo_labels`: k-reciprocal
       Jaccard distance, DBSCAN at three ``eps``, scene constraint,
       reliability). The cluster-independence threshold of the first
       clustering is kept frozen in the memory's ``indep_threshold`` buffer
       (so it survives resuming) and reused later;
     - ``'person_id'``: the dataset's identities (unlabeled boxes are
       singletons), fully supervised.
+
+    The image and the identity of every slot come from the training set's
+    slot table (``get_slot_table()``), read once, on rank 0, at the first
+    epoch.
 
     A run resumed in mid-epoch (:class:`ResumableEpochBasedTrainLoop`) keeps
     the labels of its checkpoint until the next epoch.
@@ -61,6 +68,9 @@ class PseudoLabelHook(Hook):
     against them (labeled boxes only).
 
     Args:
+        label_source (str): ``'cluster'`` (pseudo labels, weakly
+            supervised) or ``'person_id'`` (the dataset's identities).
+            Defaults to ``'cluster'``.
         eps (Sequence[float]): DBSCAN radii (tight, normal, loose).
             Defaults to (0.68, 0.70, 0.72).
         min_samples (int): DBSCAN ``min_samples`` (4 PRW, 2 CUHK-SYSU).
@@ -74,11 +84,16 @@ class PseudoLabelHook(Hook):
     priority = 'NORMAL'
 
     def __init__(self,
+                 label_source: str = 'cluster',
                  eps: Sequence[float] = (0.68, 0.70, 0.72),
                  min_samples: int = 4,
                  k1: int = 30,
                  k2: int = 6,
                  scene_constraint: bool = True) -> None:
+        if label_source not in LABEL_SOURCES:
+            raise ValueError(f'label_source must be one of {LABEL_SOURCES}, '
+                             f'got {label_source!r}')
+        self.label_source = label_source
         self.eps = tuple(float(e) for e in eps)
         if len(self.eps) != 3:
             raise ValueError(f'eps must be (tight, normal, loose), got {eps}')
@@ -86,7 +101,8 @@ class PseudoLabelHook(Hook):
         self.k1 = int(k1)
         self.k2 = int(k2)
         self.scene_constraint = bool(scene_constraint)
-        self._person_ids: Optional[np.ndarray] = None  # rank 0, on first use
+        #: the training set's slot table (rank 0, read at the first epoch)
+        self._slot_table: Optional[dict] = None
 
     def before_train_epoch(self, runner) -> None:
         if resumed_in_mid_epoch(runner):
@@ -97,19 +113,17 @@ class PseudoLabelHook(Hook):
             return
         model = unwrap_model(runner)
         memory = get_memory(model)
-        dataset = train_dataset(runner)
-        source = getattr(model.roi_head, 'label_source', 'cluster')
+        source = self.label_source
 
         device = memory.labels.device
         labels = torch.zeros(memory.num_slots, dtype=torch.long, device=device)
         threshold = torch.full((1, ), float('nan'), device=device)
         info = dict()
         if dist.get_rank() == 0:
-            if self._person_ids is None and hasattr(dataset,
-                                                     'get_person_ids'):
-                self._person_ids = dataset.get_person_ids()  # static: once
+            if self._slot_table is None:  # static: read once
+                self._slot_table = train_dataset(runner).get_slot_table()
             new_labels, new_threshold, info = self.make_labels(
-                memory, source, self._person_ids)
+                memory, self._slot_table)
             labels.copy_(torch.as_tensor(new_labels, device=device))
             if new_threshold is not None:
                 threshold.fill_(float(new_threshold))
@@ -120,22 +134,30 @@ class PseudoLabelHook(Hook):
             memory.indep_threshold.fill_(float(threshold))
         self.log(runner, info, source)
 
-    def make_labels(self, memory, source: str,
-                    person_ids: Optional[np.ndarray]) -> tuple:
-        """Labels (N, ), the independence threshold and the statistics."""
+    def make_labels(self, memory, slot_table: dict) -> tuple:
+        """Labels (N, ), the independence threshold and the statistics.
+
+        Args:
+            memory (InstanceMemory): The memory (its features are clustered).
+            slot_table (dict): ``person_ids`` and ``img_ids`` of every slot
+                (``get_slot_table()`` of the training set).
+        """
+        person_ids = slot_table['person_ids']
+        if len(person_ids) != memory.num_slots:
+            raise ValueError(
+                f'PseudoLabelHook: the memory has {memory.num_slots} slots, '
+                f'the training set {len(person_ids)} boxes')
+        source = self.label_source
         if source == 'person_id':
-            if person_ids is None or len(person_ids) != memory.num_slots:
-                raise ValueError('label_source="person_id" needs the '
-                                 'dataset identities of every slot')
             labels = person_id_labels(person_ids)
             threshold = None
         else:
-            from mmps.models.utils import generate_pseudo_labels
+            from mmps.models.clustering import generate_pseudo_labels
             frozen = float(memory.indep_threshold) \
                 if memory.threshold_frozen else None
             out = generate_pseudo_labels(
                 memory.features.detach().cpu(),
-                memory.image_ids.cpu(),
+                slot_table['img_ids'],
                 eps=self.eps,
                 min_samples=self.min_samples,
                 k1=self.k1,
@@ -143,9 +165,7 @@ class PseudoLabelHook(Hook):
                 indep_threshold=frozen,
                 scene_constraint=self.scene_constraint,
                 progress=True)
-            labels = np.asarray(
-                out['labels'].cpu() if torch.is_tensor(out['labels']) else
-                out['labels'], np.int64)
+            labels = np.asarray(out['labels'], np.int64)
             # frozen after the first clustering
             threshold = frozen if frozen is not None else out.get(
                 'indep_threshold')
@@ -160,8 +180,8 @@ class PseudoLabelHook(Hook):
                         'time_total'):
                 if key in out:
                     info[key] = out[key]
-        if person_ids is not None and (np.asarray(person_ids) >= 0).any():
-            from mmps.models.utils import cluster_quality
+        if (person_ids >= 0).any():
+            from mmps.models.clustering import cluster_quality
             quality = cluster_quality(labels, person_ids)
             info.update(ari=float(quality['ari']), nmi=float(quality['nmi']))
         if threshold is not None:

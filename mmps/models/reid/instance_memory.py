@@ -58,7 +58,6 @@ class InstanceMemory(nn.Module):
     - ``features`` (N, D) float32, unit rows once initialised.
     - ``labels`` (N,) long, the cluster of each slot (initially ``arange(N)``:
       every slot its own cluster).
-    - ``image_ids`` (N,) long, the image of each slot (-1 = unknown).
     - ``indep_threshold`` () float32, the frozen cluster-independence
       threshold of the re-clustering (NaN = not frozen yet).
     - ``initialized`` () bool, set by :meth:`init_features`.
@@ -87,7 +86,6 @@ class InstanceMemory(nn.Module):
         self.momentum = float(momentum)
         self.register_buffer('features', torch.zeros(0, self.feat_dim))
         self.register_buffer('labels', torch.zeros(0, dtype=torch.long))
-        self.register_buffer('image_ids', torch.zeros(0, dtype=torch.long))
         self.register_buffer('indep_threshold', torch.tensor(float('nan')))
         self.register_buffer('initialized', torch.tensor(False))
         #: features dropped by the writes for holding a NaN or an Inf
@@ -111,8 +109,8 @@ class InstanceMemory(nn.Module):
         """Re-allocate the memory for ``num_slots`` slots.
 
         Does nothing when the size is unchanged; otherwise every buffer is
-        reset (zero features, ``labels = arange``, unknown image ids, no
-        frozen threshold, not initialised).
+        reset (zero features, ``labels = arange``, no frozen threshold, not
+        initialised).
 
         Args:
             num_slots (int): The number of training boxes of the dataset.
@@ -128,15 +126,15 @@ class InstanceMemory(nn.Module):
         device = self.features.device
         self.features = torch.zeros(num_slots, self.feat_dim, device=device)
         self.labels = torch.arange(num_slots, device=device)
-        self.image_ids = torch.full((num_slots, ),
-                                    -1,
-                                    dtype=torch.long,
-                                    device=device)
         self.indep_threshold = torch.tensor(float('nan'), device=device)
         self.initialized = torch.tensor(False, device=device)
         return self
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Older checkpoints also hold the image of every slot
+        # (``image_ids``): the pseudo-label hook reads it from the dataset
+        # now, so the saved copy is dropped.
+        state_dict.pop(prefix + 'image_ids', None)
         # A checkpoint defines the size: a memory built before the dataset
         # was known (or for testing only) takes the saved number of slots.
         saved = state_dict.get(prefix + 'features')
@@ -199,7 +197,6 @@ class InstanceMemory(nn.Module):
     def init_features(self,
                       slot_ids: Tensor,
                       feats: Tensor,
-                      image_ids: Optional[Tensor] = None,
                       gather: bool = False) -> None:
         """Write (L2-normalised) features into their slots.
 
@@ -209,29 +206,16 @@ class InstanceMemory(nn.Module):
         Args:
             slot_ids (Tensor): (B,) slot per feature.
             feats (Tensor): (B, D) features, any float dtype.
-            image_ids (Tensor, optional): (B,) image index per feature, stored
-                in ``image_ids``. Defaults to None (unchanged).
             gather (bool): All-gather the inputs across ranks first (when each
                 rank holds only its shard; then every rank must call this the
                 same number of times). Defaults to False.
         """
         feats = self._as_features(feats)
         slot_ids = self._as_slot_ids(slot_ids, feats.size(0))
-        if image_ids is not None:
-            image_ids = self._as_slot_ids(image_ids, feats.size(0))
         if gather:
-            if image_ids is None:
-                feats, slot_ids = self._gather(feats, slot_ids)
-            else:
-                feats, ids = self._gather(
-                    feats, torch.stack([slot_ids, image_ids], 1))
-                slot_ids, image_ids = ids[:, 0], ids[:, 1]
+            feats, slot_ids = self._gather(feats, slot_ids)
         self._check_slot_ids(slot_ids)
-        if image_ids is None:
-            feats, slot_ids = self._drop_non_finite(feats, slot_ids)
-        else:
-            feats, slot_ids, image_ids = self._drop_non_finite(
-                feats, slot_ids, image_ids)
+        feats, slot_ids = self._drop_non_finite(feats, slot_ids)
         if slot_ids.numel() > 0:
             # keep the last occurrence of a repeated slot (deterministic)
             order = torch.arange(slot_ids.numel(), device=slot_ids.device)
@@ -243,8 +227,6 @@ class InstanceMemory(nn.Module):
             keep = last[slot_ids] == order
             self.features.index_copy_(0, slot_ids[keep],
                                       F.normalize(feats[keep], dim=1))
-            if image_ids is not None:
-                self.image_ids.index_copy_(0, slot_ids[keep], image_ids[keep])
         self.initialized.fill_(True)
 
     @torch.no_grad()
@@ -262,20 +244,6 @@ class InstanceMemory(nn.Module):
         if labels.numel() and int(labels.min()) < 0:
             raise ValueError('cluster labels must be non-negative')
         self.labels.copy_(labels)
-
-    @torch.no_grad()
-    def set_image_ids(self, image_ids: Tensor) -> None:
-        """Replace the image index of every slot.
-
-        Args:
-            image_ids (Tensor): (N,) integer image index per slot.
-        """
-        image_ids = torch.as_tensor(image_ids,
-                                    device=self.image_ids.device).long()
-        if image_ids.shape != self.image_ids.shape:
-            raise ValueError(f'expected {self.num_slots} image ids, got '
-                             f'shape {tuple(image_ids.shape)}')
-        self.image_ids.copy_(image_ids)
 
     @torch.no_grad()
     def update(self,
@@ -370,16 +338,6 @@ class InstanceMemory(nn.Module):
             slot_ids, device=self.labels.device).reshape(-1).long()
         self._check_slot_ids(slot_ids)
         return self.labels[slot_ids].clone()
-
-    @torch.no_grad()
-    def centroids(self) -> Tuple[Tensor, Tensor]:
-        """Mean (un-normalised) feature and size of every cluster.
-
-        Returns:
-            tuple[Tensor, Tensor]: (C, D) centroids and (C,) slot counts, with
-            C = ``labels.max() + 1`` (count 0 for an unused label).
-        """
-        return cluster_centroids(self.features, self.labels)
 
     @property
     def threshold_frozen(self) -> bool:

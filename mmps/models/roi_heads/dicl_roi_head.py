@@ -13,8 +13,6 @@ from torch import Tensor
 from mmps.registry import MODELS
 from .person_search_roi_head import PersonSearchRoIHead
 
-#: Values of ``label_source``: where the memory's slot labels come from.
-LABEL_SOURCES = ('cluster', 'person_id')
 #: Values of ``triplet_positives``: the positives' features in the triplet.
 TRIPLET_POSITIVES = ('mean', 'fused')
 
@@ -48,11 +46,10 @@ class DICLRoIHead(PersonSearchRoIHead):
 
     Each loss can be disabled with None (ablations: memory only,
     + many-to-one, + dense). The slot labels are set outside the forward by
-    ``PseudoLabelHook`` before every epoch: DBSCAN pseudo labels
-    (``label_source='cluster'``, weakly supervised DICL) or the dataset's
-    identities (``'person_id'``, fully supervised, OIM-like; unlabeled boxes
-    are singleton clusters). The memory is filled before training by
-    ``InstanceMemoryInitHook``.
+    ``PseudoLabelHook`` before every epoch (its ``label_source``: DBSCAN
+    pseudo labels, weakly supervised DICL, or the dataset's identities,
+    fully supervised); the head trains on whatever labels the memory holds.
+    The memory is filled before training by ``InstanceMemoryInitHook``.
 
     Args:
         reid_head (dict): Config of the re-id embedding head.
@@ -67,8 +64,6 @@ class DICLRoIHead(PersonSearchRoIHead):
             (:class:`~mmps.models.DenseSimilarityKLLoss`).
         loss_triplet (dict, optional): Batch-hard triplet with background
             (:class:`~mmps.models.BatchHardTripletWithBackgroundLoss`).
-        label_source (str): ``'cluster'`` or ``'person_id'``, read by
-            ``PseudoLabelHook``. Defaults to ``'cluster'``.
         triplet_positives (str): The positives' features in the triplet
             loss: ``'mean'``, ``(p + g) / 2`` as the reference feeds it, or
             ``'fused'``, ``normalize((p + g) / 2)`` (mmps's former default).
@@ -97,14 +92,14 @@ class DICLRoIHead(PersonSearchRoIHead):
                      margin=0.3,
                      bg_weight=0.25,
                      loss_weight=1.0),
-                 label_source: str = 'cluster',
                  triplet_positives: str = 'mean',
                  **kwargs) -> None:
+        if 'label_source' in kwargs:
+            raise TypeError(
+                'DICLRoIHead: label_source is a setting of PseudoLabelHook '
+                "now: custom_hooks=[..., dict(type='PseudoLabelHook', "
+                f"label_source={kwargs['label_source']!r})]")
         super().__init__(reid_head=reid_head, **kwargs)
-        if label_source not in LABEL_SOURCES:
-            raise ValueError(f'label_source must be one of {LABEL_SOURCES}, '
-                             f'got {label_source!r}')
-        self.label_source = label_source
         if triplet_positives not in TRIPLET_POSITIVES:
             raise ValueError('triplet_positives must be one of '
                              f'{TRIPLET_POSITIVES}, got {triplet_positives!r}')

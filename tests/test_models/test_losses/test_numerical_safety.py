@@ -15,7 +15,7 @@ from mmps.models.losses import (BatchHardTripletWithBackgroundLoss,
                                 ClusterMemoryContrastLoss,
                                 DenseSimilarityKLLoss, ManyToOneLoss)
 from mmps.models.reid import InstanceMemory
-from mmps.models.utils.pseudo_labels import generate_pseudo_labels
+from mmps.models.clustering import generate_pseudo_labels
 from mmps.registry import MODELS
 from mmps.testing import (demo_person_search_inputs, get_config,
                           get_detector_cfg, get_roi_head_cfg,
@@ -219,11 +219,9 @@ def test_memory_skips_non_finite_features(bad):
     assert torch.equal(memory.features[1], before[1])  # kept as it was
     assert not torch.equal(memory.features[0], before[0])  # others updated
     assert memory.num_skipped_nonfinite == 1
-    memory.init_features(torch.tensor([3, 2]),
-                         feats[[1, 0]] * 3,
-                         image_ids=torch.tensor([5, 6]))
+    memory.init_features(torch.tensor([3, 2]), feats[[1, 0]] * 3)
     assert torch.isfinite(memory.features).all()
-    assert memory.image_ids[2] == 6 and memory.image_ids[3] == -1
+    assert torch.equal(memory.features[3], before[3])  # the bad row: skipped
     assert memory.num_skipped_nonfinite == 2
 
 

@@ -31,7 +31,6 @@ def test_build_and_initial_state():
     assert memory.features.shape == (5, 256)
     assert memory.features.dtype == torch.float32
     assert torch.equal(memory.labels, torch.arange(5))
-    assert torch.equal(memory.image_ids, torch.full((5, ), -1))
     assert math.isnan(memory.indep_threshold.item())
     assert not memory.threshold_frozen and not bool(memory.initialized)
 
@@ -39,16 +38,13 @@ def test_build_and_initial_state():
 def test_init_features_normalises_casts_and_marks():
     memory = _memory()
     feats = torch.tensor([[3., 4.], [0., 2.], [1., 1.]]).half()
-    memory.init_features(torch.tensor([2, 0, 2]),
-                         feats,
-                         image_ids=torch.tensor([7, 5, 9]))
+    memory.init_features(torch.tensor([2, 0, 2]), feats)
     assert memory.features.dtype == torch.float32
     expected = torch.zeros(4, 2)
     expected[0] = torch.tensor([0., 1.])
     # a repeated slot keeps its last feature
     expected[2] = torch.tensor([1., 1.]) / math.sqrt(2)
     torch.testing.assert_close(memory.features, expected, atol=1e-3, rtol=0)
-    assert torch.equal(memory.image_ids, torch.tensor([5, -1, 9, -1]))
     assert bool(memory.initialized)
 
 
@@ -104,14 +100,12 @@ def test_update_with_half_features(dtype):
 
 def test_state_dict_round_trip():
     memory = _memory(num_slots=3, feat_dim=2)
-    memory.init_features(torch.arange(3),
-                         torch.randn(3, 2),
-                         image_ids=torch.tensor([0, 0, 1]))
+    memory.init_features(torch.arange(3), torch.randn(3, 2))
     memory.set_labels(torch.tensor([0, 0, 1]))
     memory.indep_threshold.fill_(0.37)
     state = memory.state_dict()
     assert set(state) == {
-        'features', 'labels', 'image_ids', 'indep_threshold', 'initialized'
+        'features', 'labels', 'indep_threshold', 'initialized'
     }
     for fresh in (_memory(num_slots=3,
                           feat_dim=2), _memory(num_slots=0, feat_dim=2)):
@@ -200,7 +194,7 @@ def test_update_gathers_variable_batches_in_rank_order():
     torch.testing.assert_close(memory.features, expected, atol=1e-7, rtol=1e-6)
 
 
-def test_labels_image_ids_and_centroids():
+def test_labels_and_centroids():
     memory = _memory(num_slots=4)
     memory.init_features(
         torch.arange(4), torch.tensor([[1., 0.], [0., 1.], [1., 0.], [0.,
@@ -208,18 +202,14 @@ def test_labels_image_ids_and_centroids():
     memory.set_labels(torch.tensor([0, 0, 2, 2]))
     assert torch.equal(memory.get_labels(torch.tensor([3, 0])),
                        torch.tensor([2, 0]))
-    centroids, counts = memory.centroids()
+    centroids, counts = cluster_centroids(memory.features, memory.labels)
     torch.testing.assert_close(
         centroids, torch.tensor([[0.5, 0.5], [0., 0.], [0.5, 0.5]]))
     assert torch.equal(counts, torch.tensor([2, 0, 2]))
-    memory.set_image_ids(torch.tensor([1, 1, 2, 3]))
-    assert torch.equal(memory.image_ids, torch.tensor([1, 1, 2, 3]))
     with pytest.raises(ValueError, match='expected 4 labels'):
         memory.set_labels(torch.tensor([0, 1]))
     with pytest.raises(ValueError, match='non-negative'):
         memory.set_labels(torch.tensor([0, -1, 1, 1]))
-    with pytest.raises(ValueError, match='image ids'):
-        memory.set_image_ids(torch.tensor([0]))
     with pytest.raises(ValueError, match='non-negative'):
         cluster_centroids(torch.zeros(2, 2), torch.tensor([0, -1]))
 
@@ -253,9 +243,19 @@ def test_init_features_gather_option():
         assert gather.call_count == 0  # no collective by default
         memory.init_features(torch.tensor([3, 2]),
                              torch.tensor([[2., 0.], [0., -1.]]),
-                             image_ids=torch.tensor([8, 6]),
                              gather=True)
         assert gather.call_count == 3
     expected = torch.tensor([[0., 0.], [0., 1.], [0., -1.], [1., 0.]])
     torch.testing.assert_close(memory.features, expected)
-    assert torch.equal(memory.image_ids, torch.tensor([-1, -1, 6, 8]))
+
+
+def test_a_checkpoint_with_the_former_image_ids_buffer_loads():
+    """Older checkpoints hold ``image_ids`` (now read from the dataset)."""
+    memory = _memory(num_slots=3, feat_dim=2)
+    memory.init_features(torch.arange(3), torch.randn(3, 2))
+    state = dict(memory.state_dict(), image_ids=torch.tensor([0, 0, 1]))
+    fresh = _memory(num_slots=0, feat_dim=2)
+    fresh.load_state_dict(state)  # strict
+    assert not hasattr(fresh, 'image_ids')
+    torch.testing.assert_close(fresh.features, memory.features)
+    assert 'image_ids' in state  # the caller's dict is left as it was

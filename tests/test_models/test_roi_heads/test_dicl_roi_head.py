@@ -59,7 +59,6 @@ def _total(losses):
 def test_build_from_the_reference_config():
     head = _head()
     assert isinstance(head, DICLRoIHead)
-    assert head.label_source == 'cluster'
     assert head.memory.feat_dim == 256 and head.memory.momentum == 0.2
     assert head.loss_id.temperature == 0.05
     assert head.loss_id.top_percent == 0.6 and head.loss_id.loss_weight == 1
@@ -71,8 +70,8 @@ def test_build_from_the_reference_config():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match='label_source'):
-        _head(label_source='oim')
+    with pytest.raises(TypeError, match='PseudoLabelHook'):
+        _head(label_source='person_id')  # a setting of the hook now
     with pytest.raises(ValueError, match='feat_dim'):
         _head(memory=dict(type='InstanceMemory', feat_dim=128))
 
@@ -182,14 +181,25 @@ def test_ablations(ablation, keys):
     _total(losses).backward()
 
 
-def test_person_id_mode_trains_on_the_slot_labels():
-    head = _head(label_source='person_id')
-    assert head.label_source == 'person_id'
+def test_the_losses_follow_the_slot_labels_of_the_memory():
+    """Whatever set them (clusters or identities), the memory's labels are
+    the targets: one cluster for every slot leaves nothing to contrast."""
+    torch.manual_seed(0)
+    head = _head()
+    state = {k: v.clone() for k, v in head.state_dict().items()}
     head.memory.set_labels(torch.zeros(16, dtype=torch.long))
-    losses = _loss(head)
-    # one cluster only: no negative cluster, no triplet pair
-    assert float(losses['loss_triplet']) >= 0
-    assert torch.isfinite(losses['loss_id'])
+    torch.manual_seed(1)
+    one = _loss(head)
+    head.load_state_dict(state)  # two-slot clusters again, same memory
+    torch.manual_seed(1)
+    pairs = _loss(head)
+    # one cluster: the positive centroid is the only class, no negative
+    assert float(one['loss_id']) == pytest.approx(0, abs=1e-5)
+    assert float(one['loss_triplet']) == 0  # no negative identity
+    assert float(pairs['loss_id']) > 0.5
+    assert float(pairs['loss_triplet']) > 0
+    # the box losses do not depend on the labels
+    torch.testing.assert_close(one['loss_cls'], pairs['loss_cls'])
 
 
 def test_slots_outside_the_memory_fail_loudly():

@@ -36,8 +36,8 @@ def _head(cls=None):
     if cls is None:
         return MODELS.build(cfg)
     cfg.pop('type')
-    for key in ('memory', 'loss_id', 'loss_sim', 'loss_kl', 'loss_triplet',
-                'label_source'):  # DICLRoIHead's own arguments
+    for key in ('memory', 'loss_id', 'loss_sim', 'loss_kl',
+                'loss_triplet'):  # DICLRoIHead's own arguments
         cfg.pop(key, None)
     return cls(**cfg)
 
