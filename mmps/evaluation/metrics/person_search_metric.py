@@ -7,19 +7,10 @@ from mmengine.logging import MMLogger
 from mmengine.structures import BaseDataElement
 
 from mmps.registry import METRICS
+from mmps.utils import to_numpy
 from ..functional import (GalleryRecord, PersonSearchProtocol, QueryRecord,
                           check_search_protocols, evaluate_person_search,
                           protocol_features, rank_search, save_search_results)
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    """Tensor / mmdet boxes / array-like -> numpy."""
-    if hasattr(x, 'tensor'):  # mmdet BaseBoxes
-        x = x.tensor
-    if hasattr(x, 'detach'):
-        x = x.detach().float().cpu().numpy() \
-            if x.is_floating_point() else x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 @METRICS.register_module()
@@ -136,11 +127,11 @@ class PersonSearchMetric(BaseMetric):
                 sample = sample.to_dict()
             gt = sample.get('gt_instances', {})
             pred = sample['pred_instances']
-            gt_pids = _to_numpy(gt.get('person_ids', np.zeros(0))).astype(
+            gt_pids = to_numpy(gt.get('person_ids', np.zeros(0))).astype(
                 np.int64).reshape(-1)
-            gt_boxes = _to_numpy(gt.get('bboxes', np.zeros((0, 4)))).astype(
+            gt_boxes = to_numpy(gt.get('bboxes', np.zeros((0, 4)))).astype(
                 np.float64).reshape(-1, 4)
-            feats = _to_numpy(pred['feats']).astype(np.float32)
+            feats = to_numpy(pred['feats']).astype(np.float32)
             if sample.get('is_query', False):
                 if len(gt_pids) < 1:
                     raise ValueError(
@@ -153,7 +144,7 @@ class PersonSearchMetric(BaseMetric):
                     person_id=gt_pids[0],
                     cam_id=sample.get('cam_id', 0),
                     query_img_index=int(sample.get('query_img_index', -1)),
-                    gallery_img_ids=None if ids is None else _to_numpy(ids))
+                    gallery_img_ids=None if ids is None else to_numpy(ids))
                 self.results.append(
                     dict(
                         is_query=True,
@@ -161,7 +152,7 @@ class PersonSearchMetric(BaseMetric):
                         img_path=sample.get('img_path'),
                         feat=feats.reshape(-1)))
             else:
-                scores = _to_numpy(pred['scores']).astype(
+                scores = to_numpy(pred['scores']).astype(
                     np.float32).reshape(-1)
                 if len(scores) or feats.ndim != 2:
                     feats = feats.reshape(len(scores), -1)
@@ -174,7 +165,7 @@ class PersonSearchMetric(BaseMetric):
                     keep |= scores >= self._ranking_cfg['det_thresh']
                 if self.results_file:
                     keep[:] = True
-                boxes = _to_numpy(pred['bboxes']).astype(np.float32)
+                boxes = to_numpy(pred['bboxes']).astype(np.float32)
                 self.results.append(
                     dict(
                         is_query=False,

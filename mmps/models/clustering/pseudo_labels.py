@@ -17,6 +17,7 @@ import torch
 from sklearn.cluster import DBSCAN
 from sklearn.metrics import (adjusted_rand_score, normalized_mutual_info_score)
 
+from mmps.utils import to_numpy
 from .jaccard import k_reciprocal_jaccard
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
@@ -25,12 +26,6 @@ __all__ = [
     'dbscan_labels', 'apply_scene_constraint', 'reliability_refine',
     'generate_pseudo_labels', 'cluster_quality'
 ]
-
-
-def _as_numpy(x: ArrayLike, dtype=None) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=dtype)
 
 
 def _check_finite_rows(features: ArrayLike) -> None:
@@ -122,14 +117,14 @@ def apply_scene_constraint(labels: ArrayLike, features: ArrayLike,
         np.ndarray: (N, ) int64 labels; new ids follow the largest one, in
         index order.
     """
-    labels = _as_numpy(labels, np.int64)
+    labels = to_numpy(labels, np.int64)
     n = len(labels)
     if n == 0:
         return labels.copy()
-    feats = _as_numpy(features, np.float64)
+    feats = to_numpy(features, np.float64)
     feats = feats / np.maximum(
         np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
-    images = np.unique(_as_numpy(image_ids), return_inverse=True)[1]
+    images = np.unique(to_numpy(image_ids), return_inverse=True)[1]
     images = images.reshape(-1)
     _, inv = np.unique(labels, return_inverse=True)
     member = sp.csr_matrix((np.ones(n), (inv, np.arange(n))),
@@ -200,9 +195,9 @@ def reliability_refine(
         order) and the threshold used (None if it had to be computed and
         no cluster has two members).
     """
-    normal = _as_numpy(labels_normal, np.int64)
-    tight = _as_numpy(labels_tight, np.int64)
-    loose = _as_numpy(labels_loose, np.int64)
+    normal = to_numpy(labels_normal, np.int64)
+    tight = to_numpy(labels_tight, np.int64)
+    loose = to_numpy(labels_loose, np.int64)
     if not len(normal) == len(tight) == len(loose):
         raise ValueError('the three labelings must have the same length')
     n = len(normal)
@@ -348,8 +343,8 @@ def cluster_quality(labels: ArrayLike,
         dict: ``ari`` (adjusted Rand index), ``nmi`` (normalised mutual
         information) and ``num_labeled`` (boxes compared).
     """
-    labels = _as_numpy(labels).reshape(-1)
-    person_ids = _as_numpy(person_ids).reshape(-1)
+    labels = to_numpy(labels).reshape(-1)
+    person_ids = to_numpy(person_ids).reshape(-1)
     keep = person_ids >= 0
     if not keep.any():
         return dict(ari=float('nan'), nmi=float('nan'), num_labeled=0)
