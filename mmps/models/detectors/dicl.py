@@ -11,8 +11,14 @@ from .person_search_detector import PersonSearchDetector
 
 @MODELS.register_module()
 class DICL(PersonSearchDetector):
-    """DICL: Deep Intra-Image Contrastive Learning for weakly supervised
-    one-step person search.
+    """DICL.
+
+    Implementation of `Deep Intra-Image Contrastive Learning for Weakly
+    Supervised One-Step Person Search <https://arxiv.org/abs/2302.04607>`_.
+    The settings of the reference configs follow the authors' code:
+    `<https://github.com/jiabeiwangTJU/DICL>`_ (every difference is listed
+    in ``configs/dicl/README.md``; the method, step by step, in
+    ``docs/method.md``).
 
     The DICL detector (R50-C4 with the C4/C5 fusion neck, a head DCN, two
     box towers and a 256-d embedding, see ``configs/_base_/models/
