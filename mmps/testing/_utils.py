@@ -183,7 +183,6 @@ def demo_person_search_inputs(batch_size: int = 2,
                               num_items: Optional[List[int]] = None,
                               is_query: Union[bool, Sequence[bool]] = False,
                               scale_factor: Sequence[float] = (1.0, 1.0),
-                              boxes_in_original_pixels: bool = False,
                               use_box_type: bool = False,
                               seed: int = 0,
                               device: str = 'cpu') -> dict:
@@ -205,9 +204,6 @@ def demo_person_search_inputs(batch_size: int = 2,
         scale_factor (Sequence[float]): (w, h) resize factor of the
             pipeline: ``ori_shape = img_shape / scale_factor``.
             Defaults to (1., 1.).
-        boxes_in_original_pixels (bool): GT boxes in original pixels (test
-            pipelines load annotations after ``Resize``) instead of input
-            pixels (training). Defaults to False.
         use_box_type (bool): ``bboxes`` as ``HorizontalBoxes`` (as packed
             by the pipeline; the data preprocessor turns them into tensors)
             instead of tensors (as the model sees them). Defaults to False.
@@ -238,8 +234,6 @@ def demo_person_search_inputs(batch_size: int = 2,
         num = 1 if query else (
             rng.randint(1, 5) if num_items is None else num_items[idx])
         boxes = _rand_person_boxes(rng, num, h, w)
-        if boxes_in_original_pixels:
-            boxes = boxes / np.array([sw, sh, sw, sh], np.float32)
         meta = dict(
             img_id=idx,
             img_path=f'<demo_{idx}>.jpg',

@@ -18,10 +18,12 @@ train_pipeline = [
     dict(type='BoxOcclusion', grid=(14, 6), num_cells=2, prob=0.5),
     dict(type='PackPersonSearchInputs'),
 ]
+# annotations before the geometric transforms (mmdet's rule): every box,
+# the query's too, follows the image into input pixels
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(400, 240), keep_ratio=True),
     dict(type='LoadPersonSearchAnnotations', with_bbox=True),
+    dict(type='Resize', scale=(400, 240), keep_ratio=True),
     dict(type='PackPersonSearchInputs'),
 ]
 train_dataloader = dict(

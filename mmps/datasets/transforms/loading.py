@@ -5,6 +5,10 @@ from mmdet.datasets.transforms import LoadAnnotations
 from mmps.registry import TRANSFORMS
 
 
+#: Keys a geometric transform (``Resize``, ``RandomFlip``...) sets.
+GEOMETRIC_KEYS = ('scale_factor', 'flip', 'homography_matrix')
+
+
 @TRANSFORMS.register_module()
 class LoadPersonSearchAnnotations(LoadAnnotations):
     """Load boxes and labels (as mmdet does) plus the per-box identities.
@@ -19,6 +23,12 @@ class LoadPersonSearchAnnotations(LoadAnnotations):
     do not know these keys; :class:`PackPersonSearchInputs` then fails loudly
     instead of packing misaligned ids.
 
+    One coordinate frame for every box (mmdet's rule): the annotations are
+    loaded *before* the geometric transforms, which then carry the boxes,
+    training, gallery and query boxes alike, into input pixels; consumers
+    that report in original pixels divide by ``scale_factor``. A pipeline
+    that resizes or flips first is refused with the fix.
+
     Args:
         with_ids (bool): Load the two id arrays. Defaults to True.
         **kwargs: Passed to :class:`mmdet.datasets.transforms.LoadAnnotations`
@@ -30,6 +40,15 @@ class LoadPersonSearchAnnotations(LoadAnnotations):
         self.with_ids = with_ids
 
     def transform(self, results: dict) -> dict:
+        moved = [k for k in GEOMETRIC_KEYS if k in results]
+        if moved:
+            raise ValueError(
+                f'{type(self).__name__}: the image was already transformed '
+                f'({", ".join(moved)} set) when the annotations were loaded '
+                f'({results.get("img_path", "?")}): put '
+                'LoadPersonSearchAnnotations right after LoadImageFromFile, '
+                'before Resize / RandomFlip, so that the boxes follow the '
+                'image into input pixels')
         results = super().transform(results)
         if self.with_ids:
             instances = results.get('instances', [])

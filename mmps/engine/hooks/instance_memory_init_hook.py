@@ -68,9 +68,9 @@ class InstanceMemoryInitHook(Hook):
     (``rank::world_size``), the features are all-gathered once, and every
     rank writes all of them: the memory is identical on every rank.
 
-    The pipeline must give boxes and views in input pixels (load the
-    annotations *before* the resize, as the train pipeline does). By
-    default it is the train pipeline without its random steps: ``RandomFlip``
+    Boxes and views are in input pixels, as in every mmps pipeline
+    (``LoadPersonSearchAnnotations`` refuses to run after a geometric
+    transform). By default it is the train pipeline without its random steps: ``RandomFlip``
     and ``BoxOcclusion`` dropped, a random resize (``RandomChoiceResize``,
     ``RandomResize``) replaced by a fixed ``Resize`` to the scale of the
     test pipeline's ``Resize`` (else the largest of the random scales).

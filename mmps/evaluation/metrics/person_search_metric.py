@@ -25,7 +25,9 @@ class PersonSearchMetric(BaseMetric):
     :class:`mmps.datasets.BasePersonSearchDataset`). Each data sample holds
     the metainfo ``img_id``, ``img_name``, ``cam_id``, ``is_query`` and, for
     queries, ``query_id``, ``query_img_index``, ``gallery_img_ids``;
-    ``gt_instances`` with ``bboxes`` (original pixels) and ``person_ids``;
+    ``scale_factor``; ``gt_instances`` with ``bboxes`` (input pixels, as
+    every box after the pipeline; divided by ``scale_factor`` here) and
+    ``person_ids``;
     ``pred_instances`` with ``bboxes`` (original pixels), ``scores`` and
     ``feats`` (n, D) for gallery images and ``feats`` (1, D) (the query box's
     feature) for queries. Detections scoring below ``det_thresh`` are dropped
@@ -114,6 +116,23 @@ class PersonSearchMetric(BaseMetric):
             det_thresh=self.det_thresh
             if det_thresh is None else float(det_thresh))
 
+    @staticmethod
+    def original_pixels(boxes: np.ndarray, sample: dict) -> np.ndarray:
+        """GT boxes of a packed sample (input pixels: the annotations are
+        loaded before ``Resize``) in original-image pixels, float64.
+
+        Raises:
+            ValueError: The test pipeline flipped the image (a flip of the
+                boxes cannot be told apart here).
+        """
+        if sample.get('flip', False):
+            raise ValueError(
+                f'PersonSearchMetric: {sample.get("img_path", "a sample")} '
+                'was flipped by the test pipeline: evaluate unflipped images')
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        sw, sh = sample.get('scale_factor', (1., 1.))
+        return boxes / np.array([sw, sh, sw, sh], np.float64)
+
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Keep a compact numpy record of every sample.
 
@@ -129,8 +148,8 @@ class PersonSearchMetric(BaseMetric):
             pred = sample['pred_instances']
             gt_pids = to_numpy(gt.get('person_ids', np.zeros(0))).astype(
                 np.int64).reshape(-1)
-            gt_boxes = to_numpy(gt.get('bboxes', np.zeros((0, 4)))).astype(
-                np.float64).reshape(-1, 4)
+            gt_boxes = self.original_pixels(
+                to_numpy(gt.get('bboxes', np.zeros((0, 4)))), sample)
             feats = to_numpy(pred['feats']).astype(np.float32)
             if sample.get('is_query', False):
                 if len(gt_pids) < 1:

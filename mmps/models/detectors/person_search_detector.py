@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from mmdet.models.detectors import TwoStageDetector
 from mmdet.structures import DetDataSample, SampleList
-from mmdet.structures.bbox import get_box_tensor
+from mmdet.structures.bbox import get_box_tensor, scale_boxes
 from mmdet.utils import ConfigType, InstanceList, OptConfigType, \
     OptMultiConfig
 from mmengine.structures import InstanceData
@@ -54,8 +54,9 @@ class PersonSearchDetector(TwoStageDetector):
         every proposal and then the selection; same features as
         ``'fused'`` at a much higher cost (for benchmarks and tests).
 
-    - query: its one GT box (``gt_instances.bboxes[0]``, original pixels)
-      is the RoI, without regression or NMS; ``feats`` (1, D) follows the
+    - query: its one GT box (``gt_instances.bboxes[0]``, input pixels:
+      the annotations are loaded before ``Resize``, as for every box) is the
+      RoI, without regression or NMS; ``feats`` (1, D) follows the
       same rule (``p`` from the box's RoI feature, ``g`` from its crop).
       ``pred_instances`` is the query box, score 1, label 0 and ``feats``.
       (The reference's PRW protocol takes the query feature from the
@@ -366,7 +367,7 @@ class PersonSearchDetector(TwoStageDetector):
             batch_inputs (Tensor): (B, C, H, W) preprocessed inputs.
             batch_data_samples (list[DetDataSample]): Gallery and/or query
                 samples (``metainfo['is_query']``); a query has its box as
-                its only ``gt_instances`` (original pixels).
+                its only ``gt_instances`` (input pixels).
             rescale (bool): Boxes in original image pixels.
                 Defaults to True.
 
@@ -447,7 +448,7 @@ class PersonSearchDetector(TwoStageDetector):
 
     @staticmethod
     def query_box(data_sample: DetDataSample) -> Tensor:
-        """The query box ``gt_instances.bboxes[0]`` (original pixels), (1, 4).
+        """The query box ``gt_instances.bboxes[0]`` (input pixels), (1, 4).
         """
         gts = data_sample.get('gt_instances', None)
         if gts is None or len(gts) < 1:
@@ -458,10 +459,12 @@ class PersonSearchDetector(TwoStageDetector):
         return get_box_tensor(gts.bboxes)[:1].float()
 
     @staticmethod
-    def _to_input_pixels(boxes: Tensor, data_sample: DetDataSample) -> Tensor:
-        """Original-pixel boxes -> input-tensor pixels (x scale_factor)."""
+    def _to_original_pixels(boxes: Tensor,
+                            data_sample: DetDataSample) -> Tensor:
+        """Input-tensor boxes -> original-image pixels (/ scale_factor), as
+        mmdet's ``rescale``."""
         scale_factor = data_sample.metainfo.get('scale_factor', (1., 1.))
-        return boxes * boxes.new_tensor(scale_factor).repeat(2)
+        return scale_boxes(boxes, [1 / s for s in scale_factor])
 
     def predict_query(self,
                       x: Tuple[Tensor],
@@ -491,12 +494,8 @@ class PersonSearchDetector(TwoStageDetector):
             [1.], ``labels`` [0], ``feats`` (1, D).
         """
         device = batch_inputs.device
-        ori_boxes = [
-            self.query_box(batch_data_samples[i]).to(device) for i in inds
-        ]
         boxes = torch.cat([
-            self._to_input_pixels(b, batch_data_samples[i])
-            for i, b in zip(inds, ori_boxes)
+            self.query_box(batch_data_samples[i]).to(device) for i in inds
         ])
         # one box per query sample, none for the other samples of the batch
         per_sample = [boxes.new_zeros((0, 4))] * len(batch_data_samples)
@@ -511,8 +510,10 @@ class PersonSearchDetector(TwoStageDetector):
             normalize=normalize_fused)
         return [
             InstanceData(
-                bboxes=ori_boxes[j] if rescale else boxes[j:j + 1],
+                bboxes=self._to_original_pixels(
+                    boxes[j:j + 1], batch_data_samples[i])
+                if rescale else boxes[j:j + 1],
                 scores=boxes.new_ones(1),
                 labels=torch.zeros(1, dtype=torch.long, device=device),
-                feats=feats[j:j + 1]) for j in range(len(inds))
+                feats=feats[j:j + 1]) for j, i in enumerate(inds)
         ]

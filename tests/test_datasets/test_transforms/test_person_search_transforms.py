@@ -50,8 +50,8 @@ def test_query_entry_is_packed_with_its_box_and_gallery(cuhk_truth):
         data_root=cuhk_truth.root, split='test', gallery_size=size,
         pipeline=[
             dict(type='LoadImageFromFile'),
-            dict(type='Resize', scale=(300, 180), keep_ratio=True),
             dict(type='LoadPersonSearchAnnotations', with_bbox=True),
+            dict(type='Resize', scale=(300, 180), keep_ratio=True),
             dict(type='PackPersonSearchInputs'),
         ])
     q = ds[ds.num_gallery]['data_samples']
@@ -59,9 +59,29 @@ def test_query_entry_is_packed_with_its_box_and_gallery(cuhk_truth):
     assert q.metainfo['is_query'] and q.metainfo['query_id'] == 0
     assert len(q.metainfo['gallery_img_ids']) == len(
         cuhk_truth.galleries[size][0])
-    # test pipelines load boxes after Resize: original-image coordinates
-    np.testing.assert_array_equal(q.gt_instances.bboxes.numpy()[0], t['box'])
+    # one frame for every box: the query box follows the image's resize
+    sw, sh = q.metainfo['scale_factor']
+    np.testing.assert_allclose(q.gt_instances.bboxes.numpy()[0],
+                               np.array(t['box']) * [sw, sh, sw, sh],
+                               rtol=1e-6)
     assert q.gt_instances.person_ids.tolist() == [t['pid']]
+
+
+def test_annotations_loaded_after_a_geometric_transform_fail_loudly(
+        cuhk_truth):
+    from mmps.datasets import CUHKSYSUDataset
+    size = sorted(cuhk_truth.galleries)[0]
+    for step in (dict(type='Resize', scale=(300, 180), keep_ratio=True),
+                 dict(type='RandomFlip', prob=1.0)):
+        ds = CUHKSYSUDataset(
+            data_root=cuhk_truth.root, split='test', gallery_size=size,
+            pipeline=[
+                dict(type='LoadImageFromFile'), step,
+                dict(type='LoadPersonSearchAnnotations', with_bbox=True),
+                dict(type='PackPersonSearchInputs'),
+            ])
+        with pytest.raises(ValueError, match='before Resize / RandomFlip'):
+            ds[ds.num_gallery]
 
 
 def test_misaligned_ids_fail_loudly():

@@ -30,7 +30,6 @@ def _test_data(is_query, seed=0, shapes=SHAPE):
         shapes,
         is_query=is_query,
         scale_factor=SF,
-        boxes_in_original_pixels=True,
         use_box_type=True,
         seed=seed)
 
@@ -151,9 +150,9 @@ def test_query_feature_of_the_box(reid_mode, normalize):
     model = _model(reid_mode=reid_mode, normalize_fused=normalize)
     data = _test_data([True], seed=1)
     sample = data['data_samples'][0]
-    box = sample.gt_instances.bboxes.tensor  # original pixels
+    box = sample.gt_instances.bboxes.tensor  # input pixels, as every box
     inputs, (pred, ) = _predict(model, data)
-    assert torch.equal(pred.bboxes, box)
+    torch.testing.assert_close(pred.bboxes, box / 0.5)  # original pixels
     assert pred.scores.tolist() == [1.0] and pred.labels.tolist() == [0]
     assert pred.feats.shape == (1, 256)
 
@@ -168,8 +167,8 @@ def test_query_feature_of_the_box(reid_mode, normalize):
             g = model.embed_crops(model.crop_instances(inputs, 0, b))
             return F.normalize(p + g, dim=1) if normalize else (p + g) / 2
 
-        expected = feature(box * 0.5)  # input pixels = original x 0.5
-        unscaled = feature(box)
+        expected = feature(box)
+        unscaled = feature(box / 0.5)  # had it taken them as original
     assert torch.allclose(pred.feats, expected, atol=1e-5)
     assert not torch.allclose(pred.feats, unscaled, atol=1e-3)
 

@@ -174,7 +174,6 @@ def test_shrunk_config_trains_and_predicts(fname, channels, small,
         2, (3, 128, 192),
         is_query=[False, True],
         scale_factor=(0.5, 0.5),
-        boxes_in_original_pixels=True,
         use_box_type=True)
     with torch.no_grad():
         gallery, query = model.test_step(data)
