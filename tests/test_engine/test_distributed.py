@@ -33,10 +33,18 @@ def _init(rank: int, port: int) -> None:
     assert init_cpu_distributed('pytorch')
 
 
+def _run_and_leave(fn, rank, port, *args):
+    """A worker: ``fn``, then the group is torn down on every rank (gloo
+    may abort a process that exits with its group alive)."""
+    fn(rank, port, *args)
+    from mmps.utils import destroy_distributed
+    destroy_distributed()
+
+
 def _spawn(fn, *args):
     ctx = mp.get_context('spawn')
     port = _free_port()
-    procs = [ctx.Process(target=fn, args=(r, port) + args)
+    procs = [ctx.Process(target=_run_and_leave, args=(fn, r, port) + args)
              for r in range(WORLD)]
     for p in procs:
         p.start()
