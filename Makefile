@@ -2,6 +2,8 @@
 #   make demo   install, write the synthetic datasets if missing, train DICL on them (CPU,
 #               ~10 min), evaluate (metric table), draw search results (pictures)
 #   make test   install, run the test suite
+#   make web-demo  (after make demo) the demo model in the browser: a person search page
+#               over the synthetic PRW frames, on http://127.0.0.1:7860
 PYTHON ?= python3
 export PYTHON
 DATA ?= data/synthetic
@@ -18,10 +20,19 @@ DEMO_QUERY ?= 5
 REPRO_ENV ?= ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=AVX2 \
     OPENBLAS_CORETYPE=Haswell
 
-.PHONY: install test test-fast demo data clean-data
+# the web demo's page (tools/demo/web_demo.py)
+WEB_HOST ?= 127.0.0.1
+WEB_PORT ?= 7860
+# the optional extras of the web demo and of its browser test (pinned in pyproject.toml)
+INSTALL_DEMO = $(PYTHON) -m pip install -c requirements/constraints.txt -e '.[tests,demo,browser]'
+
+.PHONY: install install-demo test test-fast demo web-demo data clean-data
 
 install:
 	bash tools/install.sh
+
+install-demo:
+	$(INSTALL_DEMO)
 
 # the synthetic sets are written once (deterministic, seed 0)
 $(DATA)/prw/query_info.txt:
@@ -51,8 +62,19 @@ demo: install $(DATA)/prw/query_info.txt
 	    "(the query and its top-8, green = true match, red = not), $(WORK)/search_results/," \
 	    "training curves $(WORK)/training_curves.png"
 
+# the browser test (tests/test_tools/test_web_demo.py) also needs Debian's chromium and
+# chromium-driver (.ci/run installs them); without them it is skipped
 test: install
+	$(INSTALL_DEMO)
 	$(PYTHON) -m pytest tests
+
+# serve the model trained by `make demo` over the synthetic PRW frames (Ctrl+C stops it);
+# the gallery index is built on the first visit and kept in $(WORK)/web_demo_index.npz
+web-demo: install-demo $(DATA)/prw/query_info.txt
+	@test -f $(CKPT) || { echo "no trained model $(CKPT): run 'make demo' first"; exit 1; }
+	$(REPRO_ENV) $(PYTHON) tools/demo/web_demo.py $(CONFIG) $(CKPT) \
+	    --gallery $(DATA)/prw/frames --index $(WORK)/web_demo_index.npz \
+	    --host $(WEB_HOST) --port $(WEB_PORT)
 
 # the quick loop while developing (CI runs everything: make test)
 test-fast:
