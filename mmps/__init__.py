@@ -1,9 +1,13 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-"""mmps: an OpenMMLab person search toolbox."""
-import mmcv
-import mmdet
-import mmengine
-from mmengine.utils import digit_version
+"""mmps: an OpenMMLab person search toolbox.
+
+The versions of mmcv, mmengine and mmdet are checked from the installed
+distributions' metadata, without importing them: ``mmps.evaluation.functional``
+and ``mmps.datasets.native`` stay importable with numpy and scipy alone.
+"""
+from importlib import metadata
+
+from packaging.version import Version
 
 from .version import __version__
 
@@ -15,18 +19,19 @@ mmdet_minimum_version = '3.3.0'
 mmdet_maximum_version = '3.4.0'
 
 
-def _check(name: str, version: str, low: str, high: str) -> None:
-    v = digit_version(version)
-    if not digit_version(low) <= v < digit_version(high):
+def _check(name: str, low: str, high: str) -> None:
+    try:
+        version = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return  # not installed: the import that needs it says so
+    if not Version(low) <= Version(version) < Version(high):
         raise ImportError(
             f'{name}=={version} is used but incompatible with mmps. '
             f'Please install {name}>={low}, <{high} (tools/install.sh does).')
 
 
-_check('mmcv', mmcv.__version__, mmcv_minimum_version, mmcv_maximum_version)
-_check('mmengine', mmengine.__version__, mmengine_minimum_version,
-       mmengine_maximum_version)
-_check('mmdet', mmdet.__version__, mmdet_minimum_version,
-       mmdet_maximum_version)
+_check('mmcv', mmcv_minimum_version, mmcv_maximum_version)
+_check('mmengine', mmengine_minimum_version, mmengine_maximum_version)
+_check('mmdet', mmdet_minimum_version, mmdet_maximum_version)
 
 __all__ = ['__version__']

@@ -58,12 +58,13 @@ DATASETS = Registry(
     'dataset',
     parent=MMDET_DATASETS,
     scope='mmps',
-    locations=['mmdet.datasets', 'mmps.datasets'])
+    locations=['mmdet.datasets', 'mmps.datasets.registered'])
 DATA_SAMPLERS = Registry(
     'data sampler',
     parent=MMDET_DATA_SAMPLERS,
     scope='mmps',
-    locations=['mmdet.datasets.samplers', 'mmps.datasets'])
+    locations=['mmdet.datasets.samplers',
+               'mmps.datasets.registered'])
 TRANSFORMS = Registry(
     'transform',
     parent=MMDET_TRANSFORMS,
@@ -108,12 +109,12 @@ METRICS = Registry(
     'metric',
     parent=MMDET_METRICS,
     scope='mmps',
-    locations=['mmdet.evaluation', 'mmps.evaluation'])
+    locations=['mmdet.evaluation', 'mmps.evaluation.metrics'])
 EVALUATOR = Registry(
     'evaluator',
     parent=MMDET_EVALUATOR,
     scope='mmps',
-    locations=['mmdet.evaluation', 'mmps.evaluation'])
+    locations=['mmdet.evaluation', 'mmps.evaluation.metrics'])
 TASK_UTILS = Registry(
     'task util',
     parent=MMDET_TASK_UTILS,

@@ -7,10 +7,8 @@ import numpy as np
 from mmdet.datasets import BaseDetDataset
 from mmengine.logging import print_log
 
+from .native.entries import EntryBuilder
 from .native_io import AnnotationError
-
-#: Images named in a start-up error about missing or unreadable images.
-_MAX_LISTED = 5
 
 
 class ImageReadError(OSError):
@@ -145,31 +143,27 @@ class BasePersonSearchDataset(BaseDetDataset):
         self._slot_table = None  # get_slot_table() of these annotations
         if not osp.isdir(self.data_root):
             raise AnnotationError(self._missing_root_message())
+        builder = EntryBuilder(self.data_root, self.img_dir, self.split,
+                               self.check_images)
         #: box counts of the log: clipped, skipped (non-positive size),
         #: skipped (wholly outside the image), clipped query boxes
-        self.box_stats = dict(
-            clipped=0, non_positive=0, outside=0, clipped_queries=0)
-        self._bad_images = dict(missing=[], unreadable=[])
+        self.box_stats = builder.box_stats
         if self.split == 'train':
-            records = self.load_train_records()
-            self._check_not_empty(records)
-            data_list = self._make_entries(records, number_instances=True)
+            data_list = builder.build(self.load_train_records())
+            self.num_instances = builder.num_instances
             self.num_queries = 0
         else:
             gallery, queries = self.load_test_records()
-            self._check_not_empty(gallery)
-            data_list = self._make_entries(gallery, number_instances=False)
-            data_list += self._make_queries(queries, data_list)
+            data_list = builder.build(gallery, queries)
             self.num_queries = len(queries)
-        self._raise_bad_images()
         self.num_gallery = len(data_list) - self.num_queries
         self._log_box_stats()
         return data_list
 
-    def _check_not_empty(self, records: Sequence[dict]) -> None:
-        if not records:
-            raise AnnotationError(f'{self.data_root}: the annotations list no '
-                                  f'{self.split} image')
+    def _log_reader_warnings(self, warnings: Sequence[str]) -> None:
+        """Log what a native reader had to ignore."""
+        for text in warnings:
+            print_log(text, logger='current', level=logging.WARNING)
 
     def _log_box_stats(self) -> None:
         stats, name = self.box_stats, f'{type(self).__name__} ({self.split})'
@@ -191,142 +185,6 @@ class BasePersonSearchDataset(BaseDetDataset):
                 f'{name}: skipped ' + ' and '.join(skipped),
                 logger='current',
                 level=logging.WARNING)
-
-    def _image_info(self, name: str) -> dict:
-        """Path and size (from the header) of an image; a missing or
-        unreadable file is recorded and reported by :meth:`_raise_bad_images`
-        once every image has been checked."""
-        path = osp.join(self.img_dir, name)
-        info = dict(img_path=path, height=None, width=None)
-        if self.check_images:
-            if not osp.isfile(path):
-                self._bad_images['missing'].append(path)
-                return info
-            try:
-                info['width'], info['height'] = _image_size(path)
-            except AnnotationError as e:
-                self._bad_images['unreadable'].append(str(e))
-        return info
-
-    def _raise_bad_images(self) -> None:
-        missing = self._bad_images['missing']
-        unreadable = self._bad_images['unreadable']
-        if not missing and not unreadable:
-            return
-        lines = []
-        if missing:
-            lines.append(f'{len(missing)} image file(s) not found, e.g. ' +
-                         ', '.join(missing[:_MAX_LISTED]))
-        if unreadable:
-            lines.append(f'{len(unreadable)} unreadable image file(s), e.g. ' +
-                         '; '.join(unreadable[:_MAX_LISTED]))
-        raise AnnotationError(
-            f'{self.data_root} ({self.split}): ' + '; '.join(lines) +
-            ' (pass check_images=False for an annotation-only root)')
-
-    def _valid_boxes(self, boxes: np.ndarray, info: dict,
-                     count: bool = True) -> tuple:
-        """x, y, w, h -> clipped x1, y1, x2, y2.
-
-        Returns:
-            tuple: ``(xyxy, keep, clipped, outside)``: the clipped boxes, the
-            boxes kept (positive size after clipping), the boxes that were
-            clipped, and the boxes of positive size wholly outside the image.
-        """
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        raw = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], 1)
-        xyxy = raw.copy()
-        xyxy[:, :2] = np.maximum(xyxy[:, :2], 0)  # a few boxes start at -1
-        if info['width'] is not None:
-            xyxy[:, 0::2] = np.clip(xyxy[:, 0::2], 0, info['width'])
-            xyxy[:, 1::2] = np.clip(xyxy[:, 1::2], 0, info['height'])
-        positive = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
-        keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-        outside = positive & ~keep
-        clipped = keep & (xyxy != raw).any(1)
-        if count:
-            self.box_stats['clipped'] += int(clipped.sum())
-            self.box_stats['non_positive'] += int((~positive).sum())
-            self.box_stats['outside'] += int(outside.sum())
-        return xyxy, keep, clipped, outside
-
-    def _make_entries(self, records: Sequence[dict],
-                      number_instances: bool) -> List[dict]:
-        data_list, next_id = [], 0
-        for rec in records:
-            info = self._image_info(rec['name'])
-            xyxy, keep = self._valid_boxes(rec['boxes'], info)[:2]
-            pids = np.asarray(rec['person_ids'], np.int64)
-            instances = []
-            for box, pid in zip(xyxy[keep], pids[keep]):
-                instances.append(
-                    dict(
-                        bbox=box.astype(np.float32).tolist(),
-                        bbox_label=0,
-                        ignore_flag=0,
-                        instance_id=next_id if number_instances else -1,
-                        person_id=int(pid)))
-                next_id += number_instances
-            data_list.append(
-                dict(
-                    **info,
-                    img_id=len(data_list),
-                    img_name=rec['name'],
-                    cam_id=int(rec.get('cam_id', 0)),
-                    is_query=False,
-                    instances=instances))
-        if number_instances:
-            self.num_instances = next_id
-        return data_list
-
-    def _make_queries(self, queries: Sequence[dict],
-                      gallery: List[dict]) -> List[dict]:
-        index = {e['img_name']: i for i, e in enumerate(gallery)}
-        entries = []
-        for q, rec in enumerate(queries):
-            g = index.get(rec['name'], -1)
-            info = gallery[g] if g >= 0 else self._image_info(rec['name'])
-            xyxy, keep, clipped, outside = self._valid_boxes(
-                rec['box'], info, count=False)
-            if not keep[0]:
-                size = '' if info['width'] is None else \
-                    f' ({info["width"]} x {info["height"]})'
-                what = f'lies wholly outside its image{size}' \
-                    if outside[0] else 'has a non-positive size'
-                raise AnnotationError(
-                    f'{rec.get("where", self.data_root)}: query {q} (image '
-                    f'{rec["name"]}, box x, y, w, h = '
-                    f'{np.asarray(rec["box"]).tolist()}) {what}')
-            self.box_stats['clipped_queries'] += int(clipped[0])
-            ids = None
-            if rec.get('gallery') is not None:
-                missing = [n for n in rec['gallery'] if n not in index]
-                if missing:
-                    raise AnnotationError(
-                        f'{self.data_root}: gallery of query {q} lists images '
-                        f'that are not test images: {missing[:5]}')
-                ids = np.array([index[n] for n in rec['gallery']], np.int64)
-            entries.append(
-                dict(
-                    img_path=info['img_path'],
-                    height=info['height'],
-                    width=info['width'],
-                    img_id=len(gallery) + q,
-                    img_name=rec['name'],
-                    cam_id=int(rec.get('cam_id', 0)),
-                    is_query=True,
-                    query_id=q,
-                    query_img_index=g,
-                    gallery_img_ids=ids,
-                    instances=[
-                        dict(
-                            bbox=xyxy[0].astype(np.float32).tolist(),
-                            bbox_label=0,
-                            ignore_flag=0,
-                            instance_id=-1,
-                            person_id=int(rec['person_id']))
-                    ]))
-        return entries
 
     def prepare_data(self, idx: int):
         """The pipeline's output for entry ``idx``.
@@ -408,12 +266,3 @@ def _unreadable(path: str) -> Optional[str]:
         return 'cannot decode the image (truncated or corrupt file)'
     return None
 
-
-def _image_size(path: str) -> tuple:
-    """(width, height) from the image header, without decoding the pixels."""
-    from PIL import Image
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except Exception as e:
-        raise AnnotationError(f'{path}: unreadable image ({e})')

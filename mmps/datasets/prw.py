@@ -1,16 +1,12 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-import os.path as osp
-import re
 from typing import List
-
-import numpy as np
 
 from mmps.registry import DATASETS
 from .base_ps_dataset import BasePersonSearchDataset
-from .native_io import AnnotationError, load_mat, mat_cell_strings
+from .native import IMG_SUBDIRS
+from .native.prw import PRW_BOX_KEYS, PRWReader, prw_camera_id
 
-#: Variable names of the boxes in ``annotations/<frame>.jpg.mat``, by priority.
-PRW_BOX_KEYS = ('box_new', 'anno_file', 'anno_previous')
+__all__ = ['PRW_BOX_KEYS', 'PRWDataset', 'prw_camera_id']
 
 
 @DATASETS.register_module()
@@ -28,6 +24,8 @@ class PRWDataset(BasePersonSearchDataset):
 
     The test split lists the test frames as gallery entries and the queries
     of ``query_info.txt`` in line order. Camera ids come from frame names.
+    The files are read by :class:`mmps.datasets.native.PRWReader` (cached;
+    the offline evaluator reads them there too).
 
     Args:
         data_root (str): Dataset root.
@@ -35,82 +33,11 @@ class PRWDataset(BasePersonSearchDataset):
         **kwargs: See :class:`BasePersonSearchDataset`.
     """
 
-    img_subdir = 'frames'
+    img_subdir = IMG_SUBDIRS['prw']
     synthetic_format = 'prw'
 
-    def _frames(self, split: str) -> List[str]:
-        path = osp.join(self.data_root, f'frame_{split}.mat')
-        var = f'img_index_{split}'
-        names = mat_cell_strings(load_mat(path, [var])[var], f'{path}: {var}')
-        if not names:
-            raise AnnotationError(f'{path}: {var} lists no frame')
-        return [n if n.endswith('.jpg') else n + '.jpg' for n in names]
-
-    def _record(self, name: str) -> dict:
-        path = osp.join(self.data_root, 'annotations', name + '.mat')
-        mat = load_mat(path, [])
-        key = next((k for k in PRW_BOX_KEYS if k in mat), None)
-        if key is None:
-            raise AnnotationError(f'{path}: none of the box variables '
-                                  f'{list(PRW_BOX_KEYS)} is present')
-        ann = np.asarray(mat[key])
-        if ann.size == 0:
-            ann = np.zeros((0, 5))
-        if ann.dtype.kind not in 'iuf' or ann.ndim != 2 or ann.shape[1] != 5:
-            raise AnnotationError(f'{path}: {key} must be an N x 5 numeric '
-                                  f'array [pid, x, y, w, h], got shape '
-                                  f'{ann.shape} ({ann.dtype})')
-        bad = ~np.isfinite(ann).all(1)
-        if bad.any():
-            raise AnnotationError(
-                f'{path}: {key} row(s) {np.flatnonzero(bad)[:5].tolist()} '
-                f'hold non-finite values: {ann[bad][0].tolist()}')
-        pids = ann[:, 0].astype(np.int64)
-        pids[pids < 0] = -1  # -2 marks unlabeled people
-        return dict(name=name, boxes=ann[:, 1:].astype(np.float64),
-                    person_ids=pids, cam_id=prw_camera_id(name, path))
-
     def load_train_records(self) -> List[dict]:
-        return [self._record(n) for n in self._frames('train')]
+        return PRWReader(self.data_root).load_train_records()
 
     def load_test_records(self):
-        gallery = [self._record(n) for n in self._frames('test')]
-        path = osp.join(self.data_root, 'query_info.txt')
-        if not osp.isfile(path):
-            raise AnnotationError(f'{path}: file not found')
-        queries = []
-        with open(path, newline='') as f:
-            for i, line in enumerate(f):
-                if not line.strip():
-                    continue
-                queries.append(_parse_query(line, f'{path}:{i + 1}'))
-        if not queries:
-            raise AnnotationError(f'{path}: no query (the file is empty)')
-        return gallery, queries
-
-
-def prw_camera_id(name: str, where: str = '') -> int:
-    """Camera id from a PRW frame name ``c<cam>s<seq>_<frame>.jpg``."""
-    m = re.match(r'c(\d+)s\d+_', osp.basename(name))
-    if m is None:
-        raise AnnotationError(f'{where or name}: frame name {name!r} does not '
-                              'follow c<cam>s<seq>_<frame>')
-    return int(m.group(1))
-
-
-def _parse_query(line: str, where: str) -> dict:
-    parts = line.split()
-    if len(parts) != 6:
-        raise AnnotationError(f'{where}: expected "pid x y w h frame", got '
-                              f'{line.rstrip()!r}')
-    try:
-        pid = int(float(parts[0]))
-        box = np.array([float(v) for v in parts[1:5]])
-    except ValueError:
-        raise AnnotationError(f'{where}: non-numeric pid or box in '
-                              f'{line.rstrip()!r}')
-    if not np.isfinite(box).all():
-        raise AnnotationError(f'{where}: non-finite box in {line.rstrip()!r}')
-    name = parts[5] if parts[5].endswith('.jpg') else parts[5] + '.jpg'
-    return dict(name=name, box=box, person_id=pid,
-                cam_id=prw_camera_id(name, where), gallery=None, where=where)
+        return PRWReader(self.data_root).load_test_records()

@@ -16,9 +16,9 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     from mmdet.utils import register_all_modules as register_mmdet_modules
     register_mmdet_modules(init_default_scope=False)
 
-    import mmps.datasets  # noqa: F401,F403
+    import mmps.datasets.registered  # noqa: F401,F403
     import mmps.engine  # noqa: F401,F403
-    import mmps.evaluation  # noqa: F401,F403
+    import mmps.evaluation.metrics  # noqa: F401,F403
     import mmps.models  # noqa: F401,F403
 
     if init_default_scope:
