@@ -6,8 +6,11 @@ Example::
     python tools/test.py configs/dicl_prw.py work_dirs/dicl_prw/epoch_26.pth
     python tools/test.py configs/dicl_synthetic_prw.py CKPT --out results.npz
 
-``--out`` writes the gallery detections and query features in the format of
-``tools/analysis_tools/eval_search.py``. ``--show-dir DIR`` draws the ranked
+``--out`` writes the gallery detections, query features and query context in
+the format of ``tools/analysis_tools/eval_search.py``. ``--cbgm`` also reports
+the search figures re-scored by SeqNet's context bipartite graph matching
+(``mAP_cbgm``...; k1 / k2 of SeqNet: 10 / 3 on CUHK-SYSU, 30 / 4 on PRW).
+``--show-dir DIR`` draws the ranked
 top-10 of the first ``--show-queries`` test queries (default 20) into
 ``DIR/query_XXXX.jpg``, hits green / red by the ground truth
 (``SearchVisualizationHook``). Without a checkpoint the model is
@@ -43,7 +46,13 @@ def parse_args():
     parser.add_argument('--work-dir', help='the dir for logs and metrics')
     parser.add_argument(
         '--out',
-        help='write gallery detections and query features to this .npz')
+        help='write gallery detections, query features and the query '
+        'context (for CBGM) to this .npz')
+    parser.add_argument(
+        '--cbgm',
+        action='store_true',
+        help="also report the search figures re-scored by SeqNet's CBGM "
+        '(context bipartite graph matching; suffix _cbgm)')
     parser.add_argument(
         '--show-dir',
         help='draw the ranked results of the first test queries into this '
@@ -70,29 +79,36 @@ def parse_args():
     return args
 
 
-def set_results_file(evaluator, path: str) -> None:
-    """Point every PersonSearchMetric of an evaluator config at ``path``."""
+def person_search_metrics(evaluator) -> list:
+    """The PersonSearchMetric configs of an evaluator config."""
     metrics = evaluator.get('metrics', evaluator) \
         if isinstance(evaluator, dict) else evaluator
     metrics = metrics if isinstance(metrics, (list, tuple)) else [metrics]
-    found = False
+    return [
+        m for m in metrics
+        if str(m.get('type', '')).split('.')[-1] == 'PersonSearchMetric'
+    ]
+
+
+def set_metric_option(evaluator, key: str, value, flag: str) -> None:
+    """Set ``key`` of every PersonSearchMetric of an evaluator config.
+
+    Raises:
+        ValueError: There is none (``flag`` names the option that needs it).
+    """
+    metrics = person_search_metrics(evaluator)
+    if not metrics:
+        raise ValueError(f'{flag} needs a PersonSearchMetric in '
+                         'test_evaluator')
     for metric in metrics:
-        if str(metric.get('type', '')).split('.')[-1] == 'PersonSearchMetric':
-            metric['results_file'] = path
-            found = True
-    if not found:
-        raise ValueError('--out needs a PersonSearchMetric in test_evaluator')
+        metric[key] = value
 
 
 def det_thresh_of(evaluator, default: float = 0.5) -> float:
     """``det_thresh`` of the PersonSearchMetric of an evaluator config."""
-    metrics = evaluator.get('metrics', evaluator) \
-        if isinstance(evaluator, dict) else evaluator
-    metrics = metrics if isinstance(metrics, (list, tuple)) else [metrics]
-    for metric in metrics:
-        if str(metric.get('type', '')).split('.')[-1] == 'PersonSearchMetric':
-            return float(metric.get('det_thresh', default))
-    return default
+    metrics = person_search_metrics(evaluator)
+    return float(metrics[0].get('det_thresh', default)) if metrics \
+        else default
 
 
 def add_show_hook(cfg, show_dir: str, num_queries: int) -> None:
@@ -131,7 +147,10 @@ def main():
         if not args.out.endswith('.npz'):
             raise ValueError(f'--out must be a .npz file, got {args.out}')
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        set_results_file(cfg.test_evaluator, osp.abspath(args.out))
+        set_metric_option(cfg.test_evaluator, 'results_file',
+                          osp.abspath(args.out), '--out')
+    if args.cbgm:
+        set_metric_option(cfg.test_evaluator, 'cbgm', True, '--cbgm')
 
     if args.show_dir is not None:
         add_show_hook(cfg, args.show_dir, args.show_queries)

@@ -188,3 +188,61 @@ def test_bad_results_files(tool, prw_root, tmp_path, capsys):
     assert tool.main(['--dataset', 'prw', '--data-root', prw_root,
                       '--results', missing]) == 1
     assert 'not found' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('dataset', ['prw', 'cuhk-sysu'])
+def test_cbgm_on_a_file_written_by_the_metric(tool, prw_root, cuhk_root,
+                                              tmp_path, capsys, dataset):
+    from mmps.evaluation import PersonSearchMetric
+    from ..test_evaluation.test_metrics.samples import samples_of
+    root = prw_root if dataset == 'prw' else cuhk_root
+    ds = PRWDataset(prw_root, split='test', check_images=False) \
+        if dataset == 'prw' else CUHKSYSUDataset(
+            cuhk_root, split='test', gallery_size=50, check_images=False)
+    infos = [ds.get_data_info(i) for i in range(len(ds))]
+    protocol = PersonSearchProtocol.from_data_infos(infos)
+    assert (protocol.query_img >= 0).all()  # query frames are gallery images
+    arrays, det_img = fake_results(protocol, seed=5)
+    per_img = [np.flatnonzero(det_img == g)
+               for g in range(protocol.num_images)]
+    path = str(tmp_path / 'res.npz')
+    metric = PersonSearchMetric(results_file=path, cbgm=True)
+    metric.process({}, samples_of(
+        infos, [arrays['gallery_dets'][i] for i in per_img],
+        [arrays['gallery_feats'][i] for i in per_img], arrays['query_feats']))
+    reported = metric.evaluate(len(infos))
+    assert 'mAP_cbgm' in reported
+    capsys.readouterr()  # the metric's log
+    argv = ['--dataset', dataset, '--data-root', root, '--results', path,
+            '--cbgm']
+    if dataset == 'cuhk-sysu':
+        argv += ['--gallery-size', '50']
+    assert tool.main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    for k, v in reported.items():
+        assert printed[k] == pytest.approx(v, abs=1e-12), k
+    k1, k2 = (30, 4) if dataset == 'prw' else (10, 3)
+    assert (printed['cbgm_k1'], printed['cbgm_k2']) == (k1, k2)
+    # other k1 / k2: other figures, the same without CBGM
+    assert tool.main(argv + ['--cbgm-k1', '2', '--cbgm-k2', '2']) == 0
+    other = json.loads(capsys.readouterr().out)
+    assert other['mAP'] == printed['mAP']
+    assert (other['cbgm_k1'], other['cbgm_k2']) == (2, 2)
+    assert tool.main(argv + ['--cbgm-k1', '0']) == 1
+    assert 'k1 and k2 must be >= 1' in capsys.readouterr().err
+
+
+def test_cbgm_needs_the_query_context(tool, prw_root, tmp_path, capsys):
+    protocol = protocol_of(
+        PRWDataset(prw_root, split='test', check_images=False))
+    arrays, _ = fake_results(protocol)
+    path = str(tmp_path / 'res.npz')
+    save_search_results(path, **arrays)  # no query_ctx_* fields
+    argv = ['--dataset', 'prw', '--data-root', prw_root, '--results', path]
+    assert tool.main(argv) == 0  # loads without them
+    capsys.readouterr()
+    assert tool.main(argv + ['--cbgm']) == 1
+    err = capsys.readouterr().err
+    assert f'eval_search: error: {path}: CBGM needs the query context' in err
+    for field in ('query_ctx_query', 'query_ctx_dets', 'query_ctx_feats'):
+        assert field in err

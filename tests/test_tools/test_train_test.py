@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow  # end-to-end runs (make test-fast skips them)
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'dicl_synthetic_prw.py')
 METRICS = ('mAP', 'top-1', 'top-5', 'top-10', 'det_recall', 'det_ap')
+CBGM_METRICS = ('mAP_cbgm', 'top-1_cbgm', 'top-5_cbgm', 'top-10_cbgm')
 
 
 def run(args, cwd):
@@ -38,19 +39,19 @@ def root(tmp_path_factory):
         num_ids=8, image_size=(120, 200)).root
 
 
-def logged_metrics(log: str) -> dict:
+def logged_metrics(log: str, names=METRICS) -> dict:
     line = [ln for ln in log.splitlines() if 'Epoch(test)' in ln][-1]
     return {k: float(re.search(rf'{k}: ([0-9.]+)', line).group(1))
-            for k in METRICS}
+            for k in names}
 
 
-def check_offline(root, results, metrics, tmp_path):
+def check_offline(root, results, metrics, tmp_path, *options):
     out = run([
         osp.join(REPO, 'tools/analysis_tools/eval_search.py'), '--dataset',
-        'prw', '--data-root', root, '--results', results
+        'prw', '--data-root', root, '--results', results, *options
     ], tmp_path)
     offline = json.loads(out[out.index('{'):out.rindex('}') + 1])
-    for k in METRICS:  # the log rounds to 4 digits
+    for k in metrics:  # the log rounds to 4 digits
         assert offline[k] == pytest.approx(metrics[k], abs=1e-4), k
 
 
@@ -63,6 +64,18 @@ def test_test_py_on_initialised_model(root, tmp_path):
     ], REPO)
     assert 'Person search (' in log and '| mAP' in log
     check_offline(root, results, logged_metrics(log), tmp_path)
+
+
+def test_test_py_cbgm(root, tmp_path):
+    results = str(tmp_path / 'results.npz')
+    log = run([
+        osp.join(REPO, 'tools/test.py'), CONFIG, '--out', results, '--cbgm',
+        '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+        f'test_dataloader.dataset.data_root={root}'
+    ], REPO)
+    assert 'CBGM as on prw: k1=30, k2=4' in log and '+ CBGM' in log
+    check_offline(root, results, logged_metrics(log, METRICS + CBGM_METRICS),
+                  tmp_path, '--cbgm')
 
 
 def test_train_then_test_checkpoint(root, tmp_path):

@@ -19,10 +19,12 @@ Example::
 extrapolates to all queries and reports the largest AP difference.
 """
 import argparse
+import json
 import os
 import os.path as osp
 import pickle
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +51,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='also time the per-query reference on N queries per setting '
         'and extrapolate (default: 0, off)')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--no-commands', action='store_true',
+        help='skip the whole-command times (eval_search.py in a fresh '
+        'process, cold then warm cache)')
     return parser.parse_args(argv)
 
 
@@ -228,7 +234,8 @@ def _timed(fn, *args, **kwargs):
     return out, time.perf_counter() - t
 
 
-def run(work_dir: str, seed: int, reference: int) -> Dict[str, float]:
+def run(work_dir: str, seed: int, reference: int,
+        commands: bool = True) -> Dict[str, float]:
     from mmps.datasets import CUHKSYSUDataset, PRWDataset
     from mmps.evaluation.functional import (PersonSearchProtocol,
                                             eval_detection, eval_search)
@@ -268,6 +275,8 @@ def run(work_dir: str, seed: int, reference: int) -> Dict[str, float]:
 
     figures = {}
     outputs = {}
+    results = {}
+    cbgm = commands and has_cbgm_option()
     for name, infos, cross in settings:
         protocol, t_proto = _timed(PersonSearchProtocol.from_data_infos,
                                    infos)
@@ -275,6 +284,9 @@ def run(work_dir: str, seed: int, reference: int) -> Dict[str, float]:
         if dataset not in outputs:
             outputs[dataset] = fake_outputs(protocol, seed)
         o = outputs[dataset]
+        if commands and name in ('cuhk_sysu_g100', 'prw'):
+            results[name.split('_g')[0].replace('_', '-')] = write_results(
+                work_dir, dataset, protocol, o, context=cbgm)
         res, t_search = _timed(
             eval_search,
             protocol,
@@ -316,6 +328,83 @@ def run(work_dir: str, seed: int, reference: int) -> Dict[str, float]:
                 t_setup + t_ref * protocol.num_queries / len(qs)
             figures[f'{name}_reference_max_ap_diff'] = float(
                 np.abs(ref - res['aps'][qs]).max())
+    if commands:
+        figures['cbgm_command_rows'] = int(cbgm)
+        figures.update(command_times(work_dir, results, cbgm))
+    return figures
+
+
+# -- whole commands -------------------------------------------------------------
+EVAL_SEARCH = osp.join(osp.dirname(osp.abspath(__file__)), 'eval_search.py')
+#: (figure name, dataset, extra eval_search options)
+COMMANDS = [('cuhk_sysu_g100', 'cuhk-sysu', ['--gallery-size', '100']),
+            ('cuhk_sysu_g4000', 'cuhk-sysu', ['--gallery-size', '4000']),
+            ('prw', 'prw', [])]
+
+
+def has_cbgm_option() -> bool:
+    """Whether ``eval_search.py --help`` lists ``--cbgm``."""
+    out = subprocess.run([sys.executable, EVAL_SEARCH, '--help'],
+                         capture_output=True, text=True)
+    return '--cbgm' in out.stdout
+
+
+def fake_context(protocol, o: dict, k2: int = 4) -> tuple:
+    """Query context of the fake outputs: the query box and feature, then
+    the highest-scoring detections of the query image (``k2 - 1``)."""
+    rows_q, rows_d, rows_f = [], [], []
+    for q in range(protocol.num_queries):
+        own = np.flatnonzero(o['det_img'] == protocol.query_img[q])
+        own = own[np.argsort(-o['dets'][own, 4], kind='stable')][:k2 - 1]
+        rows_q += [q] * (1 + len(own))
+        rows_d.append(np.concatenate(
+            [[[*protocol.query_boxes[q], 1.0]], o['dets'][own]]))
+        rows_f.append(np.concatenate([o['query_feats'][q:q + 1],
+                                      o['det_feats'][own]]))
+    return (np.array(rows_q, np.int64),
+            np.concatenate(rows_d).astype(np.float32),
+            np.concatenate(rows_f).astype(np.float32))
+
+
+def write_results(work_dir: str, name: str, protocol, o: dict,
+                  context: bool) -> str:
+    """The fake outputs as a results file of ``eval_search.py``."""
+    from mmps.evaluation.functional import save_search_results
+    path = osp.join(work_dir, f'{name}.results.npz')
+    ctx = None
+    if context:
+        from mmps.evaluation.functional.cbgm import QueryContext
+        ctx = QueryContext(*fake_context(protocol, o))
+    save_search_results(path, protocol.img_names, o['det_img'], o['dets'],
+                        o['det_feats'], o['query_feats'], query_context=ctx)
+    return path
+
+
+def command_times(work_dir: str, results: Dict[str, str],
+                  cbgm: bool) -> Dict[str, float]:
+    """Seconds of ``eval_search.py`` in a fresh process: the first run with
+    an empty annotation cache, the second with the cache it filled."""
+    figures = {}
+    runs = [(n, d, opts) for n, d, opts in COMMANDS]
+    if cbgm:
+        runs += [(f'{n}_cbgm', d, opts + ['--cbgm']) for n, d, opts in COMMANDS]
+    for name, dataset, opts in runs:
+        cache = tempfile.mkdtemp(prefix='mmps-cache-', dir=work_dir)
+        env = dict(os.environ, MMPS_CACHE_DIR=cache)
+        cmd = [sys.executable, EVAL_SEARCH, '--dataset', dataset,
+               '--data-root', osp.join(work_dir, dataset), '--results',
+               results[dataset]] + opts
+        for run in ('cold', 'warm'):
+            t = time.perf_counter()
+            out = subprocess.run(cmd, capture_output=True, text=True,
+                                 env=env)
+            seconds = time.perf_counter() - t
+            if out.returncode:
+                raise RuntimeError(f'{" ".join(cmd)} failed:\n'
+                                   f'{out.stderr[-2000:]}')
+            figures[f'{name}_command_{run}_s'] = seconds
+        figures[f'{name}_command_mAP'] = json.loads(out.stdout)['mAP']
+        shutil.rmtree(cache, ignore_errors=True)
     return figures
 
 
@@ -327,7 +416,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         tmp = work_dir = tempfile.mkdtemp(prefix='mmps-bench-')
     os.makedirs(work_dir, exist_ok=True)
     try:
-        figures = run(work_dir, args.seed, args.reference)
+        figures = run(work_dir, args.seed, args.reference,
+                      commands=not args.no_commands)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -9,6 +9,14 @@ Fields::
     gallery_feats      (M, D) float   detection features
     query_feats        (Q, D) float   query features, dataset query order
 
+Optional, all three or none: the query context of CBGM (see
+:mod:`~mmps.evaluation.functional.cbgm`)::
+
+    query_ctx_query    (K, ) int      row of query_feats of each context row
+    query_ctx_dets     (K, 5) float   x1, y1, x2, y2, score; the first row of
+                                      each query is the query box itself
+    query_ctx_feats    (K, D) float   context features
+
 Gallery images without detections may be left out of ``gallery_img_names``.
 """
 import os.path as osp
@@ -16,11 +24,15 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .cbgm import QueryContext
 from .protocol import PersonSearchProtocol
 
 #: Fields of a search results file, in order.
 SEARCH_RESULT_FIELDS = ('gallery_img_names', 'gallery_det_img',
                         'gallery_dets', 'gallery_feats', 'query_feats')
+#: Optional fields: the query context of CBGM.
+SEARCH_CONTEXT_FIELDS = ('query_ctx_query', 'query_ctx_dets',
+                         'query_ctx_feats')
 
 
 class SearchResultsError(ValueError):
@@ -31,7 +43,8 @@ class SearchResultsError(ValueError):
 def save_search_results(path: str, gallery_img_names: Sequence[str],
                         gallery_det_img: np.ndarray,
                         gallery_dets: np.ndarray, gallery_feats: np.ndarray,
-                        query_feats: np.ndarray) -> None:
+                        query_feats: np.ndarray,
+                        query_context: Optional[QueryContext] = None) -> None:
     """Write search results to ``path`` (``.npz``, uncompressed).
 
     Args:
@@ -41,6 +54,8 @@ def save_search_results(path: str, gallery_img_names: Sequence[str],
         gallery_dets (np.ndarray): (M, 5) x1, y1, x2, y2, score.
         gallery_feats (np.ndarray): (M, D) detection features.
         query_feats (np.ndarray): (Q, D) query features.
+        query_context (QueryContext, optional): Also write the query context
+            (``query_ctx_*``). Defaults to None.
     """
     arrays = dict(
         gallery_img_names=np.asarray(list(gallery_img_names), dtype=str),
@@ -48,6 +63,11 @@ def save_search_results(path: str, gallery_img_names: Sequence[str],
         gallery_dets=np.asarray(gallery_dets),
         gallery_feats=np.asarray(gallery_feats),
         query_feats=np.asarray(query_feats))
+    if query_context is not None:
+        arrays.update(
+            query_ctx_query=query_context.query,
+            query_ctx_dets=query_context.dets,
+            query_ctx_feats=query_context.feats)
     _validate(arrays, path)
     np.savez(path, **arrays)
 
@@ -59,13 +79,14 @@ def load_search_results(path: str) -> Dict[str, np.ndarray]:
         path (str): The ``.npz`` file.
 
     Returns:
-        dict[str, np.ndarray]: The fields of :data:`SEARCH_RESULT_FIELDS`.
+        dict[str, np.ndarray]: The fields of :data:`SEARCH_RESULT_FIELDS`,
+        and those of :data:`SEARCH_CONTEXT_FIELDS` when the file has them.
 
     Raises:
         SearchResultsError: The file is missing or unreadable, a field is
-            missing, or a field has the wrong shape, type or values (NaN or
-            Inf in ``gallery_dets``, ``gallery_feats`` or ``query_feats``
-            included).
+            missing (or only some context fields are there), or a field has
+            the wrong shape, type or values (NaN or Inf in ``gallery_dets``,
+            ``gallery_feats``, ``query_feats`` or the context included).
     """
     if not osp.isfile(path):
         raise SearchResultsError(f'{path}: results file not found')
@@ -75,7 +96,12 @@ def load_search_results(path: str) -> Dict[str, np.ndarray]:
             if missing:
                 raise SearchResultsError(
                     f'{path}: missing field(s) {missing} (has {npz.files})')
-            arrays = {k: npz[k] for k in SEARCH_RESULT_FIELDS}
+            ctx = [k for k in SEARCH_CONTEXT_FIELDS if k in npz.files]
+            if ctx and len(ctx) < len(SEARCH_CONTEXT_FIELDS):
+                raise SearchResultsError(
+                    f'{path}: has {ctx} but not the other query context '
+                    f'field(s) of {list(SEARCH_CONTEXT_FIELDS)}')
+            arrays = {k: npz[k] for k in SEARCH_RESULT_FIELDS + tuple(ctx)}
     except SearchResultsError:
         raise
     except Exception as e:
@@ -121,8 +147,42 @@ def _validate(a: Dict[str, np.ndarray], path: str) -> None:
     if M and len(qf) and qf.shape[1] != feats.shape[1]:
         fail('query_feats', f'has {qf.shape[1]} dims but gallery_feats '
              f'{feats.shape[1]}')
-    for field, arr in (('gallery_dets', dets), ('gallery_feats', feats),
-                       ('query_feats', qf)):
+    _check_finite_fields(fail, gallery_dets=dets, gallery_feats=feats,
+                         query_feats=qf)
+    if 'query_ctx_query' in a:
+        _validate_context(a, fail)
+
+
+def _validate_context(a: Dict[str, np.ndarray], fail) -> None:
+    """Check the query context fields (see the module)."""
+    qf = a['query_feats']
+    query = a['query_ctx_query']
+    if query.ndim != 1 or (query.size and query.dtype.kind not in 'iu'):
+        fail('query_ctx_query', f'must be a 1-d int array, got shape '
+             f'{query.shape} ({query.dtype})')
+    K = len(query)
+    if K and (query.min() < 0 or query.max() >= len(qf)):
+        fail('query_ctx_query', f'must index the rows of query_feats (0 .. '
+             f'{len(qf) - 1}), got values in [{query.min()}, {query.max()}]')
+    dets = a['query_ctx_dets']
+    if dets.shape != (K, 5) or (dets.size and dets.dtype.kind != 'f'):
+        fail('query_ctx_dets', f'must be ({K}, 5) float [x1, y1, x2, y2, '
+             f'score] (one row per query_ctx_query entry), got shape '
+             f'{dets.shape} ({dets.dtype})')
+    feats = a['query_ctx_feats']
+    if feats.ndim != 2 or len(feats) != K or (feats.size
+                                              and feats.dtype.kind != 'f'):
+        fail('query_ctx_feats', f'must be ({K}, D) float (one row per '
+             f'context row), got shape {feats.shape} ({feats.dtype})')
+    if K and qf.ndim == 2 and feats.shape[1] != qf.shape[1]:
+        fail('query_ctx_feats', f'has {feats.shape[1]} dims but query_feats '
+             f'{qf.shape[1]}')
+    _check_finite_fields(fail, query_ctx_dets=dets, query_ctx_feats=feats)
+
+
+def _check_finite_fields(fail, **fields: np.ndarray) -> None:
+    """``fail`` on the first field with a NaN or an Inf."""
+    for field, arr in fields.items():
         bad = _non_finite_rows(arr)
         if len(bad):
             fail(field, f'has {len(bad)} row(s) with NaN or Inf values, e.g. '
@@ -179,7 +239,37 @@ def align_search_results(results: Dict[str, np.ndarray],
             feats, qf)
 
 
+def search_results_context(results: Dict[str, np.ndarray],
+                           source: Optional[str] = None) -> QueryContext:
+    """The query context of a results file (what CBGM needs).
+
+    Args:
+        results (dict): As returned by :func:`load_search_results`.
+        source (str, optional): Name of the results (for the errors).
+
+    Returns:
+        QueryContext: The rows of the ``query_ctx_*`` fields.
+
+    Raises:
+        SearchResultsError: The file has no query context fields.
+    """
+    missing = [k for k in SEARCH_CONTEXT_FIELDS if k not in results]
+    if missing:
+        raise SearchResultsError(
+            f'{source or "search results"}: CBGM needs the query context, '
+            f'but the file has no field(s) {missing} (write them with '
+            'tools/test.py --out)')
+    feats = results['query_ctx_feats']
+    if len(feats) == 0:
+        feats = feats.reshape(0, results['query_feats'].shape[-1])
+    return QueryContext(
+        query=results['query_ctx_query'].astype(np.int64),
+        dets=results['query_ctx_dets'].reshape(-1, 5),
+        feats=feats)
+
+
 __all__ = [
-    'SEARCH_RESULT_FIELDS', 'SearchResultsError', 'save_search_results',
-    'load_search_results', 'align_search_results'
+    'SEARCH_RESULT_FIELDS', 'SEARCH_CONTEXT_FIELDS', 'SearchResultsError',
+    'save_search_results', 'load_search_results', 'align_search_results',
+    'search_results_context'
 ]

@@ -26,14 +26,17 @@ the true positives' scores and, for each, the number of kept gallery
 detections scoring at least as high are needed (no sort of the gallery).
 :func:`rank_search` lists the best detections of chosen queries under the
 same rules, with their match flags (what the visualisation draws).
+:func:`eval_search` optionally re-scores the similarities of each query by
+SeqNet's CBGM before the match rule (:mod:`.cbgm`).
 
-Only numpy is imported here.
+Only numpy (and scipy for CBGM) is imported here.
 """
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .cbgm import CBGM
 from .detection import (ap_from_counts, concat_ranges, eval_detection,
                         first_argmax, pairwise_iou, search_iou_thresholds)
 from .protocol import PersonSearchProtocol, check_detections, check_finite
@@ -139,7 +142,7 @@ def _search_queries(protocol: PersonSearchProtocol, idx: _SearchIndex,
                     query_feats: np.ndarray, queries: np.ndarray,
                     cross_camera: bool, with_target_only: bool
                     ) -> Iterator[Tuple[int, np.ndarray, Optional[np.ndarray],
-                                        int, np.ndarray]]:
+                                        int, Tuple[np.ndarray, np.ndarray]]]:
     """The gallery and match rules, query by query.
 
     Args:
@@ -156,8 +159,9 @@ def _search_queries(protocol: PersonSearchProtocol, idx: _SearchIndex,
         (kept detections outside the gallery are ``-inf``); ``pos``, the kept
         detection of every entry of ``sims`` (None: entry ``i`` is kept
         detection ``i``); ``num_gt``, the number of target images of the
-        gallery; ``tp_pos``, the entries of ``sims`` that are true
-        positives, one per target found, in target order.
+        gallery; ``cands``, the entries passing the IoU rule of a target and
+        their target (:func:`_true_positives` of these similarities, or of
+        re-scored ones, gives the true positives).
     """
     G, M, d_off = protocol.num_images, idx.num_dets, idx.d_off
     d_lens = np.diff(d_off)
@@ -210,14 +214,53 @@ def _search_queries(protocol: PersonSearchProtocol, idx: _SearchIndex,
                     sims[d_off[qi]:d_off[qi + 1]] = -np.inf
                 if cross_camera and int(qc) in cam_dets:
                     sims[cam_dets[int(qc)]] = -np.inf
-            # the most similar passing detection of each target image
             starts = idx.pass_off[tg]
             lens = idx.pass_off[tg + 1] - starts
             cand = idx.pass_det[concat_ranges(starts, lens)]
             if lists:
                 cand = img_pos[idx.d_img[cand]] + cand
-            seg = np.repeat(np.arange(len(tg)), lens)
-            yield q, sims, pos, len(tg), cand[first_argmax(seg, sims[cand])]
+            yield q, sims, pos, len(tg), (cand,
+                                          np.repeat(np.arange(len(tg)), lens))
+
+
+def _true_positives(sims: np.ndarray,
+                    cands: Tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The most similar passing entry of each target image (the first on a
+    tie), in target order: the entries of ``sims`` that are true positives."""
+    cand, seg = cands
+    return cand[first_argmax(seg, sims[cand])]
+
+
+class _Figures:
+    """AP and best rank of every query, added one query at a time."""
+
+    def __init__(self, num_queries: int) -> None:
+        self.aps = np.zeros(num_queries)
+        self.best = np.full(num_queries, np.iinfo(np.int64).max)
+        self.count_gt = np.zeros(num_queries, np.int64)
+        self.count_tp = np.zeros(num_queries, np.int64)
+
+    def add(self, q: int, sims: np.ndarray, num_gt: int,
+            tp_pos: np.ndarray) -> None:
+        self.count_gt[q] = num_gt
+        if len(tp_pos) == 0:
+            return
+        tp = sims[tp_pos]
+        self.count_tp[q] = len(tp)
+        tp_ge, n_ge = _rank_counts(sims, tp)
+        self.aps[q] = ap_from_counts(tp_ge, n_ge, num_gt)
+        self.best[q] = n_ge[-1]
+
+    def result(self, topk: Tuple[int, ...]) -> dict:
+        """The output of :func:`eval_search`."""
+        Q = len(self.aps)
+        hits = self.best[:, None] <= np.array(topk, np.int64)[None, :]
+        out = dict(mAP=float(self.aps.mean()) if Q else 0.0)
+        for j, k in enumerate(topk):
+            out[f'top-{k}'] = float(hits[:, j].mean()) if Q else 0.0
+        out.update(aps=self.aps, hits=hits, count_gt=self.count_gt,
+                   count_tp=self.count_tp)
+        return out
 
 
 def _rank_counts(sims: np.ndarray,
@@ -273,7 +316,8 @@ def eval_search(protocol: PersonSearchProtocol,
                 query_feats: np.ndarray,
                 det_thresh: float = 0.5,
                 cross_camera: bool = False,
-                topk: Sequence[int] = (1, 5, 10)) -> dict:
+                topk: Sequence[int] = (1, 5, 10),
+                cbgm: Optional[CBGM] = None) -> dict:
     """Person search mAP and top-k (the field's protocol, see the module).
 
     A query whose gallery contains no image of its identity (``count_gt ==
@@ -295,38 +339,47 @@ def eval_search(protocol: PersonSearchProtocol,
             Defaults to False.
         topk (Sequence[int]): Ranks of the top-k accuracies.
             Defaults to (1, 5, 10).
+        cbgm (CBGM, optional): Re-score the similarities by SeqNet's context
+            bipartite graph matching (:mod:`.cbgm`). Defaults to None.
 
     Returns:
         dict: ``mAP`` and ``top-<k>`` (floats, 0 without queries), per query
         ``aps`` (Q, ) float64, ``hits`` (Q, len(topk)) bool, ``count_gt`` and
         ``count_tp`` (Q, ) int64.
     """
+    return _eval_search(protocol, det_img, dets, det_feats, query_feats,
+                        det_thresh, cross_camera, topk, cbgm,
+                        plain=cbgm is None)[0]
+
+
+def _eval_search(protocol: PersonSearchProtocol, det_img: np.ndarray,
+                 dets: np.ndarray, det_feats: np.ndarray,
+                 query_feats: np.ndarray, det_thresh: float,
+                 cross_camera: bool, topk: Sequence[int],
+                 cbgm: Optional[CBGM], plain: bool) -> List[dict]:
+    """:func:`eval_search` without CBGM (``plain``) and / or with it
+    (``cbgm``), in one pass over the queries.
+
+    Returns:
+        list[dict]: The plain figures first, then those with CBGM.
+    """
     det_img, dets, det_feats, query_feats = _check_inputs(
         protocol, det_img, dets, det_feats, query_feats)
     Q = protocol.num_queries
     topk = tuple(int(k) for k in topk)
     idx = _SearchIndex(protocol, det_img, dets, det_feats, det_thresh)
-    aps = np.zeros(Q)
-    best = np.full(Q, np.iinfo(np.int64).max)
-    count_gt = np.zeros(Q, np.int64)
-    count_tp = np.zeros(Q, np.int64)
-    for q, sims, _, num_gt, tp_pos in _search_queries(
+    rescore = None if cbgm is None else cbgm.rescorer(
+        Q, idx.d_img, idx.d_off, idx.d_feat, det_thresh)
+    figures = [_Figures(Q) for _ in range(plain + (cbgm is not None))]
+    for q, sims, pos, num_gt, cands in _search_queries(
             protocol, idx, query_feats, np.arange(Q), cross_camera,
             with_target_only=True):
-        count_gt[q] = num_gt
-        if len(tp_pos) == 0:
-            continue
-        tp = sims[tp_pos]
-        count_tp[q] = len(tp)
-        tp_ge, n_ge = _rank_counts(sims, tp)
-        aps[q] = ap_from_counts(tp_ge, n_ge, num_gt)
-        best[q] = n_ge[-1]
-    hits = best[:, None] <= np.array(topk, np.int64)[None, :]
-    out = dict(mAP=float(aps.mean()) if Q else 0.0)
-    for j, k in enumerate(topk):
-        out[f'top-{k}'] = float(hits[:, j].mean()) if Q else 0.0
-    out.update(aps=aps, hits=hits, count_gt=count_gt, count_tp=count_tp)
-    return out
+        if plain:
+            figures[0].add(q, sims, num_gt, _true_positives(sims, cands))
+        if rescore is not None:
+            sims = rescore(q, sims, pos)
+            figures[-1].add(q, sims, num_gt, _true_positives(sims, cands))
+    return [f.result(topk) for f in figures]
 
 
 def rank_search(protocol: PersonSearchProtocol,
@@ -368,9 +421,10 @@ def rank_search(protocol: PersonSearchProtocol,
                          f'protocol, got {queries.tolist()[:5]}...')
     idx = _SearchIndex(protocol, det_img, dets, det_feats, det_thresh)
     rankings = []
-    for q, sims, pos, num_gt, tp_pos in _search_queries(
+    for q, sims, pos, num_gt, cands in _search_queries(
             protocol, idx, query_feats[queries], queries, cross_camera,
             with_target_only=False):
+        tp_pos = _true_positives(sims, cands)
         matches = np.zeros(len(sims), bool)
         matches[tp_pos] = True
         valid = np.flatnonzero(~np.isneginf(sims))  # the query's gallery
@@ -404,8 +458,8 @@ def evaluate_person_search(protocol: PersonSearchProtocol,
                            cross_camera: Union[bool, str] = False,
                            topk: Sequence[int] = (1, 5, 10),
                            protocols: Sequence[str] = ('gt_box', ),
-                           query_det_thresh: float = 0.05
-                           ) -> Dict[str, float]:
+                           query_det_thresh: float = 0.05,
+                           cbgm: Optional[CBGM] = None) -> Dict[str, float]:
     """Search and detection metrics in one dict (the metric's and tool's).
 
     Args:
@@ -426,6 +480,10 @@ def evaluate_person_search(protocol: PersonSearchProtocol,
             Defaults to ``('gt_box', )``.
         query_det_thresh (float): Candidate detections of a query frame under
             ``'best_iou_det'`` score above it. Defaults to 0.05.
+        cbgm (CBGM, optional): Also report the search figures re-scored by
+            CBGM (:mod:`.cbgm`), under ``'gt_box'`` (SeqNet's) whatever
+            ``protocols``, with the suffix ``_cbgm`` (``mAP_cbgm``,
+            ``top-1_cross_cam_cbgm``...). Defaults to None.
 
     Returns:
         dict[str, float]: ``mAP``, ``top-<k>`` (per protocol),
@@ -439,16 +497,23 @@ def evaluate_person_search(protocol: PersonSearchProtocol,
     out = {}
     modes = [(False, ''), (True, '_cross_cam')] if cross_camera == 'both' \
         else [(bool(cross_camera), '')]
-    for name in protocols:
+    names = list(protocols)
+    if cbgm is not None and 'gt_box' not in names:
+        names.append('gt_box')  # for CBGM only
+    for name in names:
         gal_feats, q_feats = protocol_features(name, protocol, det_img, dets,
                                                det_feats, query_feats,
                                                query_det_thresh)
+        with_cbgm = cbgm if name == 'gt_box' else None
+        tags = [SEARCH_PROTOCOLS[name]] if name in protocols else []
+        tags += ['_cbgm'] if with_cbgm is not None else []
         for cross, suffix in modes:
-            res = eval_search(protocol, det_img, dets, gal_feats, q_feats,
-                              det_thresh=det_thresh, cross_camera=cross,
-                              topk=topk)
-            for key in ['mAP'] + [f'top-{k}' for k in topk]:
-                out[key + suffix + SEARCH_PROTOCOLS[name]] = res[key]
+            runs = _eval_search(protocol, det_img, dets, gal_feats, q_feats,
+                                det_thresh, cross, topk, with_cbgm,
+                                plain=name in protocols)
+            for tag, res in zip(tags, runs):
+                for key in ['mAP'] + [f'top-{k}' for k in topk]:
+                    out[key + suffix + tag] = res[key]
     for labeled, suffix in ((False, ''), (True, '_labeled')):
         det = eval_detection(protocol, det_img, dets, det_thresh=det_thresh,
                              labeled_only=labeled)

@@ -8,7 +8,8 @@ from mmengine.structures import BaseDataElement
 
 from mmps.registry import METRICS
 from mmps.utils import to_numpy
-from ..functional import (GalleryRecord, PersonSearchProtocol, QueryRecord,
+from ..functional import (CBGM, GalleryRecord, PersonSearchProtocol,
+                          QueryRecord, build_query_context, cbgm_dataset,
                           check_search_protocols, evaluate_person_search,
                           protocol_features, rank_search, save_search_results)
 
@@ -42,6 +43,16 @@ class PersonSearchMetric(BaseMetric):
     figures get the suffix ``_ref``). See
     :mod:`mmps.evaluation.functional.search_protocols`.
 
+    CBGM (``cbgm=True``): also reports the search figures re-scored by
+    SeqNet's context bipartite graph matching (under ``'gt_box'``, suffix
+    ``_cbgm``: ``mAP_cbgm``, ``top-1_cbgm``...). The context of a query is
+    built from the records, no extra model pass: its box with its feature,
+    then the detections of its own frame (the gallery sample
+    ``query_img_index``) scoring ``>= det_thresh`` and overlapping the box by
+    ``IoU <= 0.5``, by decreasing score; a query whose frame is not a gallery
+    image has its box alone (no re-scoring). See
+    :mod:`mmps.evaluation.functional.cbgm`.
+
     Rankings: after :meth:`keep_rankings` (which
     :class:`mmps.engine.hooks.SearchVisualizationHook` calls before the test
     epoch), every evaluation also ranks the gallery detections of the
@@ -69,8 +80,16 @@ class PersonSearchMetric(BaseMetric):
         results_file (str, optional): Also write the gallery detections (all
             the model returned, not only those above ``det_thresh``) and the
             query features to this ``.npz`` file, the format of
-            ``tools/analysis_tools/eval_search.py`` (``tools/test.py --out``).
-            Defaults to None.
+            ``tools/analysis_tools/eval_search.py`` (``tools/test.py --out``),
+            with the query context of CBGM (``query_ctx_*``, detections
+            scoring ``>= det_thresh``). Defaults to None.
+        cbgm (bool): Also report the figures with CBGM. Defaults to False.
+        cbgm_k1 (int, optional): CBGM re-scores the images of the ``k1``
+            most similar detections of a query. Defaults to None (SeqNet's:
+            10 on CUHK-SYSU, 30 on PRW, told apart by
+            :func:`~mmps.evaluation.functional.cbgm_dataset`).
+        cbgm_k2 (int, optional): Context rows, the query box included.
+            Defaults to None (SeqNet's: 3 on CUHK-SYSU, 4 on PRW).
     """
 
     default_prefix: Optional[str] = None
@@ -83,9 +102,19 @@ class PersonSearchMetric(BaseMetric):
                  topk: Sequence[int] = (1, 5, 10),
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
-                 results_file: Optional[str] = None) -> None:
+                 results_file: Optional[str] = None,
+                 cbgm: bool = False,
+                 cbgm_k1: Optional[int] = None,
+                 cbgm_k2: Optional[int] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.results_file = results_file
+        self.cbgm = bool(cbgm)
+        self.cbgm_k1 = cbgm_k1
+        self.cbgm_k2 = cbgm_k2
+        for k in (cbgm_k1, cbgm_k2):
+            if k is not None and int(k) < 1:
+                raise ValueError('cbgm_k1 and cbgm_k2 must be >= 1, got '
+                                 f'{cbgm_k1}, {cbgm_k2}')
         if cross_camera not in (True, False, 'both'):
             raise ValueError("cross_camera must be True, False or 'both', "
                              f'got {cross_camera!r}')
@@ -209,7 +238,8 @@ class PersonSearchMetric(BaseMetric):
 
         Returns:
             dict[str, float]: ``mAP``, ``top-<k>``, ``det_recall``,
-            ``det_ap``, ``det_recall_labeled``, ``det_ap_labeled``.
+            ``det_ap``, ``det_recall_labeled``, ``det_ap_labeled`` (and
+            ``mAP_cbgm``, ``top-<k>_cbgm`` with ``cbgm``).
         """
         logger = MMLogger.get_current_instance()
         gallery = {r['image'].img_id: r for r in results if not r['is_query']}
@@ -228,16 +258,32 @@ class PersonSearchMetric(BaseMetric):
             if gallery else np.zeros((0, dim), np.float32)
         query_feats = np.stack([q['feat'] for q in queries]) if queries \
             else np.zeros((0, det_feats.shape[1]), np.float32)
+        context = build_query_context(
+            protocol, det_img, dets, det_feats, query_feats,
+            det_thresh=self.det_thresh) \
+            if self.cbgm or self.results_file else None
         if self.results_file:
             names = [g['image'].img_name for g in gallery]
             save_search_results(self.results_file, names, det_img, dets,
-                                det_feats, query_feats)
+                                det_feats, query_feats, context)
             logger.info(f'search results written to {self.results_file}')
+        cbgm = None
+        if self.cbgm:
+            cbgm = CBGM.for_protocol(context, protocol, self.cbgm_k1,
+                                     self.cbgm_k2)
+            alone = int((np.bincount(context.query,
+                                     minlength=protocol.num_queries)
+                         < 2).sum())
+            logger.info(
+                f'CBGM as on {cbgm_dataset(protocol)}: k1={cbgm.k1}, '
+                f'k2={cbgm.k2}; {alone} of {protocol.num_queries} queries '
+                'have no context person (their frame is not a gallery image '
+                'or has no other detection)')
         metrics = evaluate_person_search(
             protocol, det_img, dets, det_feats, query_feats,
             det_thresh=self.det_thresh, cross_camera=self.cross_camera,
             topk=self.topk, protocols=self.protocols,
-            query_det_thresh=self.query_det_thresh)
+            query_det_thresh=self.query_det_thresh, cbgm=cbgm)
         logger.info(
             format_person_search_table(metrics, len(gallery), len(queries)))
         self.rankings = self._rank(protocol, gallery, queries, det_img, dets,
@@ -301,6 +347,7 @@ class PersonSearchMetric(BaseMetric):
 PROTOCOL_TITLES = {
     '': 'search, GT-box query (the field\'s protocol)',
     '_ref': 'search, best-IoU detection query x score (DICL authors\' PRW)',
+    '_cbgm': 'search, GT-box query + CBGM (SeqNet\'s re-scoring)',
 }
 
 

@@ -9,11 +9,13 @@ import pytest
 
 from mmps.datasets import PRWDataset
 from mmps.datasets.synthetic import make_synthetic_prw
-from mmps.evaluation.functional import (PersonSearchProtocol,
+from mmps.evaluation.functional import (SEARCH_CONTEXT_FIELDS,
+                                        PersonSearchProtocol, QueryContext,
                                         SearchResultsError,
                                         align_search_results, eval_detection,
                                         eval_search, load_search_results,
-                                        save_search_results)
+                                        save_search_results,
+                                        search_results_context)
 from mmps.utils import register_all_modules
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
@@ -197,3 +199,62 @@ def test_eval_search_tool_reports_non_finite_features(protocol_root, tmp_path,
     assert rc == 1
     assert f'eval_search: error: {path}: gallery_feats has 1 row(s) with ' \
         'NaN or Inf' in err
+
+
+def _with_context(good, seed=1):
+    """``good`` plus a context: per query its box row and one or two more."""
+    rng = np.random.default_rng(seed)
+    Q, dim = good['query_feats'].shape
+    query = np.sort(np.r_[np.arange(Q), rng.integers(0, Q, Q)])
+    K = len(query)
+    dets = np.c_[np.tile([[5., 5., 40., 90.]], (K, 1)),
+                 rng.uniform(0.5, 1, K)].astype(np.float32)
+    return dict(good, query_ctx_query=query, query_ctx_dets=dets,
+                query_ctx_feats=rng.normal(size=(K, dim)).astype(np.float32))
+
+
+def test_context_fields(protocol_root, tmp_path):
+    good = _good(protocol_root[0])
+    path = str(tmp_path / 'res.npz')
+    # without the context: loads as before; CBGM names what is missing
+    save_search_results(path, **good)
+    plain = load_search_results(path)
+    assert not set(SEARCH_CONTEXT_FIELDS) & set(plain)
+    with pytest.raises(SearchResultsError,
+                       match=f"{path}: CBGM needs the query context, but the "
+                       r"file has no field\(s\) \['query_ctx_query', "
+                       r"'query_ctx_dets', 'query_ctx_feats'\]"):
+        search_results_context(plain, source=path)
+    # with it: written by save_search_results, read back as it was
+    full = _with_context(good)
+    ctx = QueryContext(full['query_ctx_query'], full['query_ctx_dets'],
+                       full['query_ctx_feats'])
+    save_search_results(path, **good, query_context=ctx)
+    back = search_results_context(load_search_results(path), source=path)
+    for name in ('query', 'dets', 'feats'):
+        np.testing.assert_array_equal(getattr(back, name), getattr(ctx, name))
+    K = len(ctx.query)
+    bad = {
+        'some fields': (
+            {k: v for k, v in full.items() if k != 'query_ctx_feats'},
+            r"has \['query_ctx_query', 'query_ctx_dets'\] but not the other"),
+        'query float': (dict(full, query_ctx_query=ctx.query * 1.),
+                        'query_ctx_query must be a 1-d int array'),
+        'query out of range': (dict(full, query_ctx_query=ctx.query + 1000),
+                               'query_ctx_query must index the rows of '
+                               'query_feats'),
+        'dets 4 columns': (dict(full, query_ctx_dets=ctx.dets[:, :4]),
+                           rf'query_ctx_dets must be \({K}, 5\)'),
+        'feats fewer rows': (dict(full, query_ctx_feats=ctx.feats[1:]),
+                             rf'query_ctx_feats must be \({K}, D\)'),
+        'feats dims': (dict(full, query_ctx_feats=ctx.feats[:, :3]),
+                       'query_ctx_feats has 3 dims but query_feats 4'),
+        'nan feat': (_set(full, 'query_ctx_feats', 2, 0, np.nan),
+                     r'query_ctx_feats has 1 row\(s\) with NaN or Inf'),
+        'inf det': (_set(full, 'query_ctx_dets', 0, 4, np.inf),
+                    r'query_ctx_dets has 1 row\(s\) with NaN or Inf'),
+    }
+    for case, (arrays, message) in bad.items():
+        np.savez(path, **arrays)
+        with pytest.raises(SearchResultsError, match=message):
+            load_search_results(path)

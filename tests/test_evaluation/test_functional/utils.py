@@ -76,7 +76,10 @@ def _iou(a, b):
 
 
 def ref_search(images, queries, dets, feats, qfeats, det_thresh=0.5,
-               cross_camera=False, topk=(1, 5, 10)):
+               cross_camera=False, topk=(1, 5, 10), rescore=None):
+    """``rescore(q, kept, name2sim)``: revise the similarities of query
+    ``q`` (``name2sim``: gallery image -> similarities, in gallery order)
+    before the match rule, in place (SeqNet's CBGM)."""
     kept = {}
     for g, (d, f) in enumerate(zip(dets, feats)):
         d = np.asarray(d, np.float64).reshape(-1, 5)
@@ -94,6 +97,10 @@ def ref_search(images, queries, dets, feats, qfeats, det_thresh=0.5,
             gallery = [g for g in gallery if images[g]['cam'] != qu['cam']]
         y_true, y_score = [], []
         count_gt = count_tp = 0
+        name2sim = {g: kept[g][1].dot(feat_q).ravel()
+                    for g in gallery if g in kept}
+        if rescore is not None:
+            rescore(q, kept, name2sim)
         for g in gallery:
             pids = np.asarray(images[g]['pids'])
             gt = None
@@ -103,8 +110,8 @@ def ref_search(images, queries, dets, feats, qfeats, det_thresh=0.5,
                 count_gt += 1
             if g not in kept:
                 continue
-            det, feat_g = kept[g]
-            sim = feat_g.dot(feat_q).ravel()
+            det = kept[g][0]
+            sim = name2sim[g]
             label = np.zeros(len(sim), np.int32)
             if gt is not None:
                 w, h = gt[2] - gt[0], gt[3] - gt[1]

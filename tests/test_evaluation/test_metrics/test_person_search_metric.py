@@ -2,56 +2,39 @@
 """PersonSearchMetric equals the functional evaluation, in any sample order."""
 import numpy as np
 import pytest
-import torch
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from mmps.evaluation import PersonSearchMetric
-from mmps.evaluation.functional import (PersonSearchProtocol,
+from mmps.evaluation.functional import (CBGM, PersonSearchProtocol,
+                                        build_query_context,
                                         evaluate_person_search,
-                                        load_search_results, rank_search)
+                                        load_search_results, rank_search,
+                                        search_results_context)
 from mmps.registry import METRICS
 
 from ..test_functional.utils import flat_dets, make_infos, random_case
+from .samples import samples_of
 
 
 def to_samples(images, queries, dets, feats, qfeats):
     """Model outputs as ``DetDataSample.to_dict()`` gives them."""
-    infos = make_infos(images, queries)
-    samples = []
-    for info in infos:
-        inst = info['instances']
-        gt = dict(
-            bboxes=torch.tensor([i['bbox'] for i in inst],
-                                dtype=torch.float32).reshape(-1, 4),
-            person_ids=torch.tensor([i['person_id'] for i in inst],
-                                    dtype=torch.long),
-            labels=torch.zeros(len(inst), dtype=torch.long))
-        s = {k: v for k, v in info.items() if k != 'instances'}
-        s['gt_instances'] = gt
-        if info['is_query']:
-            s['pred_instances'] = dict(
-                feats=torch.from_numpy(qfeats[info['query_id']][None]))
-        else:
-            g = info['img_id']
-            d = torch.tensor(dets[g], dtype=torch.float32).reshape(-1, 5)
-            s['pred_instances'] = dict(
-                bboxes=d[:, :4], scores=d[:, 4],
-                feats=torch.tensor(np.asarray(feats[g]),
-                                   dtype=torch.float32).reshape(
-                                       len(d), qfeats.shape[1]),
-                labels=torch.zeros(len(d), dtype=torch.long))
-        samples.append(s)
-    return samples
+    return samples_of(make_infos(images, queries), dets, feats, qfeats)
 
 
-def functional(case, **kw):
+def functional(case, cbgm=None, **kw):
+    """The functional evaluation of a case; ``cbgm=(k1, k2)``: with CBGM on
+    the context of the query frames' detections."""
     images, queries, dets, feats, qfeats = case
     protocol = PersonSearchProtocol.from_data_infos(make_infos(images,
                                                                queries))
     det_img, d, f = flat_dets(dets, feats)
-    return evaluate_person_search(protocol, det_img, d.astype(np.float32),
-                                  f.astype(np.float32), qfeats, **kw)
+    d, f = d.astype(np.float32), f.astype(np.float32)
+    if cbgm is not None:
+        ctx = build_query_context(protocol, det_img, d, f, qfeats,
+                                  det_thresh=kw.get('det_thresh', 0.5))
+        kw['cbgm'] = CBGM(ctx, *cbgm)
+    return evaluate_person_search(protocol, det_img, d, f, qfeats, **kw)
 
 
 @pytest.mark.parametrize('listed', [True, False])
@@ -219,3 +202,71 @@ def test_rankings_of_the_first_queries(listed):
         np.testing.assert_array_equal([h['similarity'] for h in hits],
                                       e.sims)
     assert any(h['match'] for r in metric.rankings for h in r['hits'])
+
+
+@pytest.mark.parametrize('listed', [True, False])
+def test_cbgm_equals_functional(listed):
+    case = random_case(7, listed=listed)
+    samples = to_samples(*case)
+    # SeqNet's k1 / k2 of the dataset: CUHK-SYSU for listed galleries, PRW
+    # for a full gallery over several cameras
+    k = (10, 3) if listed else (30, 4)
+    metric = PersonSearchMetric(cbgm=True, cross_camera='both')
+    metric.process({}, samples[::-1])
+    got = metric.evaluate(len(samples))
+    expected = functional(case, cbgm=k, cross_camera='both')
+    assert set(got) == set(expected)
+    assert {'mAP_cbgm', 'top-1_cbgm', 'mAP_cross_cam_cbgm'} <= set(got)
+    for key, v in expected.items():
+        assert got[key] == pytest.approx(v, abs=1e-12), key
+    assert got['mAP_cbgm'] != got['mAP']
+    # without CBGM: the same figures as before
+    plain = functional(case, cross_camera='both')
+    for key, v in plain.items():
+        assert got[key] == v, key
+    # other k1 / k2, a lower threshold
+    metric = PersonSearchMetric(cbgm=True, cbgm_k1=3, cbgm_k2=2,
+                                det_thresh=0.3)
+    metric.process({}, samples)
+    got = metric.evaluate(len(samples))
+    expected = functional(case, cbgm=(3, 2), det_thresh=0.3)
+    for key, v in expected.items():
+        assert got[key] == pytest.approx(v, abs=1e-12), key
+    with pytest.raises(ValueError, match='cbgm_k1'):
+        PersonSearchMetric(cbgm=True, cbgm_k1=0)
+
+
+def test_results_file_holds_the_query_context(tmp_path):
+    case = random_case(8, listed=False)
+    images, queries, dets, feats, qfeats = case
+    path = str(tmp_path / 'results.npz')
+    metric = PersonSearchMetric(results_file=path, cbgm=True)
+    samples = to_samples(*case)
+    metric.process({}, samples)
+    got = metric.evaluate(len(samples))
+    saved = load_search_results(path)
+    protocol = PersonSearchProtocol.from_data_infos(make_infos(images,
+                                                               queries))
+    det_img, d, f = flat_dets(dets, feats)
+    ctx = build_query_context(protocol, det_img, d.astype(np.float32),
+                              f.astype(np.float32), qfeats)
+    back = search_results_context(saved, source=path)
+    for name in ('query', 'dets', 'feats'):
+        np.testing.assert_array_equal(getattr(back, name), getattr(ctx, name))
+    # the first row of each query is its box, score 1, its feature
+    first = np.flatnonzero(np.r_[True, back.query[1:] != back.query[:-1]])
+    np.testing.assert_array_equal(back.query[first],
+                                  np.arange(len(queries)))
+    np.testing.assert_allclose(back.dets[first, :4],
+                               [q['box'] for q in queries], rtol=1e-6)
+    assert (back.dets[first, 4] == 1).all()
+    np.testing.assert_array_equal(back.feats[first],
+                                  qfeats.astype(np.float32))
+    assert len(back.query) > len(queries)
+    # the file evaluates with CBGM to what the metric reported
+    again = evaluate_person_search(
+        protocol, saved['gallery_det_img'], saved['gallery_dets'],
+        saved['gallery_feats'], saved['query_feats'],
+        cbgm=CBGM.for_protocol(back, protocol))
+    for k, v in got.items():
+        assert again[k] == pytest.approx(v, abs=1e-12), k
