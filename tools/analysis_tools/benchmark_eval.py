@@ -403,7 +403,10 @@ def command_times(work_dir: str, results: Dict[str, str],
                 raise RuntimeError(f'{" ".join(cmd)} failed:\n'
                                    f'{out.stderr[-2000:]}')
             figures[f'{name}_command_{run}_s'] = seconds
-        figures[f'{name}_command_mAP'] = json.loads(out.stdout)['mAP']
+        metrics = json.loads(out.stdout)
+        figures[f'{name}_command_mAP'] = metrics['mAP']
+        if 'mAP_cbgm' in metrics:
+            figures[f'{name}_command_mAP_cbgm'] = metrics['mAP_cbgm']
         shutil.rmtree(cache, ignore_errors=True)
     return figures
 
