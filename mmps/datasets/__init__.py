@@ -7,8 +7,7 @@ used by the offline evaluator) does not import them.
 ``mmps.utils.register_all_modules`` and the registry import
 :mod:`mmps.datasets.registered`, which registers everything.
 """
-import importlib
-
+from mmps.utils.lazy import lazy_getattr
 from .native import CUHK_SYSU_GALLERY_SIZES, prw_camera_id
 from .native_io import AnnotationError
 
@@ -28,9 +27,4 @@ __all__ = ['AnnotationError', 'CUHK_SYSU_GALLERY_SIZES', 'prw_camera_id'
            ] + list(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+__getattr__ = lazy_getattr(__name__, _LAZY)

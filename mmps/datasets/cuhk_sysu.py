@@ -14,20 +14,11 @@ __all__ = ['CUHK_SYSU_GALLERY_SIZES', 'CUHKSYSUDataset']
 class CUHKSYSUDataset(BasePersonSearchDataset):
     """CUHK-SYSU read from its native files (no conversion step).
 
-    Layout under ``data_root``::
-
-        Image/SSM/s*.jpg
-        annotation/Images.mat              Img: imname, nAppear, box(idlocate, ishard)
-        annotation/pool.mat                pool: test image names
-        annotation/test/train_test/Train.mat      Train: idname, nAppear, scene
-        annotation/test/train_test/TestG<S>.mat   TestG<S>: Query, Gallery
-
-    Train images are all images minus the pool; training boxes get their
-    identity from ``Train.mat`` (-1 for the unlabeled ones). The test split
-    lists the pool images as gallery entries (identities from the protocol
-    file) and the queries of ``TestG<gallery_size>.mat`` with their galleries.
-    The files are read by :class:`mmps.datasets.native.CUHKSYSUReader`
-    (cached; the offline evaluator reads them there too).
+    The native layout (``Image/SSM/``, ``annotation/Images.mat``,
+    ``pool.mat``, ``test/train_test/Train.mat`` and ``TestG<S>.mat``) and how
+    its splits are formed: :class:`mmps.datasets.native.CUHKSYSUReader`,
+    which reads the files (cached; the offline evaluator reads them there
+    too).
 
     Args:
         data_root (str): Dataset root.

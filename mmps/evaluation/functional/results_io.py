@@ -121,25 +121,10 @@ def _validate(a: Dict[str, np.ndarray], path: str) -> None:
              f'{names.shape} ({names.dtype})')
     if len(set(names.tolist())) != len(names):
         fail('gallery_img_names', 'repeats a name')
-    det_img = a['gallery_det_img']
-    if det_img.ndim != 1 or (det_img.size and det_img.dtype.kind not in 'iu'):
-        fail('gallery_det_img', f'must be a 1-d int array, got shape '
-             f'{det_img.shape} ({det_img.dtype})')
-    M = len(det_img)
-    if M and (det_img.min() < 0 or det_img.max() >= len(names)):
-        fail('gallery_det_img', f'must index gallery_img_names (0 .. '
-             f'{len(names) - 1}), got values in [{det_img.min()}, '
-             f'{det_img.max()}]')
-    dets = a['gallery_dets']
-    if dets.shape != (M, 5) or (dets.size and dets.dtype.kind != 'f'):
-        fail('gallery_dets', f'must be ({M}, 5) float [x1, y1, x2, y2, '
-             f'score] (one row per gallery_det_img entry), got shape '
-             f'{dets.shape} ({dets.dtype})')
-    feats = a['gallery_feats']
-    if feats.ndim != 2 or len(feats) != M or (feats.size
-                                              and feats.dtype.kind != 'f'):
-        fail('gallery_feats', f'must be ({M}, D) float (one row per '
-             f'detection), got shape {feats.shape} ({feats.dtype})')
+    dets, feats = _check_indexed_rows(
+        a, fail, ('gallery_det_img', 'gallery_dets', 'gallery_feats'),
+        'gallery_img_names', len(names), 'detection')
+    M = len(dets)
     qf = a['query_feats']
     if qf.ndim != 2 or (qf.size and qf.dtype.kind != 'f'):
         fail('query_feats', f'must be (Q, D) float, got shape {qf.shape} '
@@ -156,28 +141,46 @@ def _validate(a: Dict[str, np.ndarray], path: str) -> None:
 def _validate_context(a: Dict[str, np.ndarray], fail) -> None:
     """Check the query context fields (see the module)."""
     qf = a['query_feats']
-    query = a['query_ctx_query']
-    if query.ndim != 1 or (query.size and query.dtype.kind not in 'iu'):
-        fail('query_ctx_query', f'must be a 1-d int array, got shape '
-             f'{query.shape} ({query.dtype})')
-    K = len(query)
-    if K and (query.min() < 0 or query.max() >= len(qf)):
-        fail('query_ctx_query', f'must index the rows of query_feats (0 .. '
-             f'{len(qf) - 1}), got values in [{query.min()}, {query.max()}]')
-    dets = a['query_ctx_dets']
-    if dets.shape != (K, 5) or (dets.size and dets.dtype.kind != 'f'):
-        fail('query_ctx_dets', f'must be ({K}, 5) float [x1, y1, x2, y2, '
-             f'score] (one row per query_ctx_query entry), got shape '
-             f'{dets.shape} ({dets.dtype})')
-    feats = a['query_ctx_feats']
-    if feats.ndim != 2 or len(feats) != K or (feats.size
-                                              and feats.dtype.kind != 'f'):
-        fail('query_ctx_feats', f'must be ({K}, D) float (one row per '
-             f'context row), got shape {feats.shape} ({feats.dtype})')
+    dets, feats = _check_indexed_rows(
+        a, fail, ('query_ctx_query', 'query_ctx_dets', 'query_ctx_feats'),
+        'the rows of query_feats', len(qf), 'context row')
+    K = len(dets)
     if K and qf.ndim == 2 and feats.shape[1] != qf.shape[1]:
         fail('query_ctx_feats', f'has {feats.shape[1]} dims but query_feats '
              f'{qf.shape[1]}')
     _check_finite_fields(fail, query_ctx_dets=dets, query_ctx_feats=feats)
+
+
+def _check_indexed_rows(a: Dict[str, np.ndarray], fail, fields: tuple,
+                        target: str, num_targets: int,
+                        row: str) -> tuple:
+    """Check an (index, boxes, features) triple of fields: a 1-d int index
+    into ``target`` (``num_targets`` entries), (K, 5) float boxes with a
+    score and (K, D) float features, one row per index entry.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: The boxes and the features.
+    """
+    index_field, dets_field, feats_field = fields
+    index = a[index_field]
+    if index.ndim != 1 or (index.size and index.dtype.kind not in 'iu'):
+        fail(index_field, f'must be a 1-d int array, got shape '
+             f'{index.shape} ({index.dtype})')
+    K = len(index)
+    if K and (index.min() < 0 or index.max() >= num_targets):
+        fail(index_field, f'must index {target} (0 .. {num_targets - 1}), '
+             f'got values in [{index.min()}, {index.max()}]')
+    dets = a[dets_field]
+    if dets.shape != (K, 5) or (dets.size and dets.dtype.kind != 'f'):
+        fail(dets_field, f'must be ({K}, 5) float [x1, y1, x2, y2, score] '
+             f'(one row per {index_field} entry), got shape {dets.shape} '
+             f'({dets.dtype})')
+    feats = a[feats_field]
+    if feats.ndim != 2 or len(feats) != K or (feats.size
+                                              and feats.dtype.kind != 'f'):
+        fail(feats_field, f'must be ({K}, D) float (one row per {row}), got '
+             f'shape {feats.shape} ({feats.dtype})')
+    return dets, feats
 
 
 def _check_finite_fields(fail, **fields: np.ndarray) -> None:
