@@ -75,32 +75,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_test_dataset(dataset: str, data_root: str, gallery_size: int = 100):
-    """The test split of a dataset, without reading the images.
-
-    Args:
-        dataset (str): ``'cuhk-sysu'`` or ``'prw'``.
-        data_root (str): Dataset root.
-        gallery_size (int): CUHK-SYSU gallery size (-1: full set).
-
-    Returns:
-        BasePersonSearchDataset: The test split.
-    """
-    from mmps.datasets import CUHKSYSUDataset, PRWDataset
-    if dataset == 'cuhk-sysu':
-        return CUHKSYSUDataset(
-            data_root=data_root,
-            split='test',
-            gallery_size=gallery_size,
-            check_images=False,
-            serialize_data=False)
-    return PRWDataset(
-        data_root=data_root,
-        split='test',
-        check_images=False,
-        serialize_data=False)
-
-
 def load_test_protocol(dataset: str, data_root: str,
                        gallery_size: int = 100):
     """The test split of a dataset as a ``PersonSearchProtocol``.

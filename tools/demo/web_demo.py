@@ -840,23 +840,16 @@ def build_page(app: SearchApp, title: str = 'MMPS person search demo'):
             guarded(on_click, 7),
             inputs=[query_state, index_key] + settings,
             outputs=search_outputs)
-        box_button.click(
-            guarded(on_box, 7),
-            inputs=[query_state, box_input, index_key] + settings,
-            outputs=search_outputs)
-        box_input.submit(
-            guarded(on_box, 7),
-            inputs=[query_state, box_input, index_key] + settings,
-            outputs=search_outputs)
-        for control in (topk, det_thresh):
-            control.release(
+        for event in (box_button.click, box_input.submit):
+            event(
+                guarded(on_box, 7),
+                inputs=[query_state, box_input, index_key] + settings,
+                outputs=search_outputs)
+        for event in (topk.release, det_thresh.release, exclude_own.change):
+            event(
                 guarded(on_settings, 7),
                 inputs=[query_state, box_state, index_key] + settings,
                 outputs=search_outputs)
-        exclude_own.change(
-            guarded(on_settings, 7),
-            inputs=[query_state, box_state, index_key] + settings,
-            outputs=search_outputs)
     return page
 
 
